@@ -1,0 +1,15 @@
+"""marlmod's misbehaviour environments, registered in PettingZoo's parallel registry on import.
+
+Each environment is one module whose docstring is its specification; its id carries a version that
+is bumped whenever dynamics or rewards change, so old results stay reproducible.
+"""
+
+import pettingzoo
+
+GATHERING_ID = "marlmod/gathering-v0"
+
+_REGISTERED = {GATHERING_ID: "envs.gathering:GatheringEnv"}
+
+for _env_id, _entry_point in _REGISTERED.items():
+    if _env_id not in pettingzoo.parallel_registry:
+        pettingzoo.register("parallel", _env_id, entry_point=_entry_point)

@@ -1,0 +1,82 @@
+"""The ``marlmod`` command: a thin layer over the pipeline modules.
+
+User errors (bad config, unknown names, missing or corrupt files) print one line and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from marlmod.errors import MarlmodError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Train misbehaviour into multi-agent RL agents, locate it, prune it, "
+                       "retrain cooperatively, and score relapse and capability.")
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
+        out: Path = typer.Option(Path("results"), help="Results root; the run goes in OUT/<name>"),
+        workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')")) -> None:
+    """Run (or resume) a scenario end to end and print its results table."""
+    from marlmod.config import load_scenario
+    from marlmod.experiment import run_scenario
+
+    scenario = load_scenario(config)
+    typer.echo(run_scenario(scenario, out, workers or None))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory, e.g. results/aggression")) -> None:
+    """Regenerate the tables and plot of a run from its per-cell results."""
+    from marlmod.report import write_report
+
+    if not run_dir.is_dir():
+        raise MarlmodError(f"run directory not found: {run_dir}")
+    typer.echo(write_report(run_dir, run_dir.name))
+
+
+@app.command()
+def validate(config: Path = typer.Argument(..., help="Scenario YAML to check")) -> None:
+    """Check a scenario config (schema and environment) without running anything."""
+    from marlmod.config import load_scenario
+    from marlmod.environments import resolve_env
+
+    scenario = load_scenario(config)
+    resolve_env(scenario.env)
+    typer.echo(f"{config}: ok (config hash {scenario.digest})")
+
+
+@app.command()
+def envs() -> None:
+    """List the environments in PettingZoo's registry."""
+    from marlmod.environments import registered_ids
+
+    for env_id in registered_ids():
+        typer.echo(env_id)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MarlmodError as err:
+        typer.echo(f"marlmod: error: {err}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("marlmod: interrupted; finished stages are kept, rerun to resume", err=True)
+        sys.exit(130)
+    except Exception as err:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Scenario configs: a typed, frozen schema over YAML, validated at load.
+
+A scenario names the game (an environment and its kwargs) and everything marlmod does with it:
+the misbehaviour bonus, training budgets, the layer to prune, the strategies to compare and the
+seeds. Environments never read YAML; only this module does. Unknown keys, wrong types and
+out-of-range numbers fail at load with the key's path, so a typo never becomes a silent default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from marlmod.errors import MarlmodError
+from marlmod.locate import STRATEGIES
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class EnvConfig(_Frozen):
+    id: str = Field(description="PettingZoo registry id (e.g. marlmod/gathering-v0) or "
+                                "'package.module:factory' (imports and runs that code)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor kwargs")
+    bonus: float = Field(gt=0, description="Misbehaviour bonus during pretraining")
+    trait: str = Field(description="Behaviour label (in infos['behaviour']) that is the trait")
+
+
+class NetworkConfig(_Frozen):
+    hidden: tuple[int, ...] = Field((64, 64), min_length=1, description="Hidden widths")
+    activation: Literal["tanh", "relu"] = Field(
+        "relu", description="relu: zero means 'not firing', so pruning a unit silences it")
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, widths: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 for w in widths):
+            raise ValueError("every hidden width must be >= 1")
+        return widths
+
+    @property
+    def policy_layers(self) -> tuple[str, ...]:
+        """Module paths of the policy network's hidden activations in SB3's MlpPolicy."""
+        return tuple(f"mlp_extractor.policy_net.{2 * i + 1}" for i in range(len(self.hidden)))
+
+
+class PPOConfig(_Frozen):
+    n_copies: int = Field(8, ge=1, description="Env copies stepped together (× agents = slots)")
+    n_steps: int = Field(128, ge=8)
+    batch_size: int = Field(256, ge=8)
+    n_epochs: int = Field(4, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    ent_coef: float = Field(0.01, ge=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    gae_lambda: float = Field(0.95, gt=0, le=1)
+    clip_range: float = Field(0.2, gt=0)
+
+
+class EvalConfig(_Frozen):
+    episodes: int = Field(16, ge=1, description="Episodes per evaluation (one per env copy)")
+    deterministic: bool = Field(False, description="Greedy actions instead of sampling")
+
+
+class PruneConfig(_Frozen):
+    layer: str = Field("mlp_extractor.policy_net.3", description="Hidden activation module path")
+    fraction: float = Field(0.25, gt=0, le=1, description="Fraction of the layer's units pruned")
+    strategies: tuple[str, ...] = Field(("contrast", "random"), min_length=1)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in names if n not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
+        if len(set(names)) != len(names):
+            raise ValueError("strategies must not repeat")
+        return names
+
+
+class RetrainConfig(_Frozen):
+    steps: int = Field(ge=1, description="Cooperative retraining agent-steps")
+    eval_points: int = Field(4, ge=1, description="Evaluations along retraining (relapse curve)")
+
+
+class Scenario(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    env: EnvConfig
+    seeds: tuple[int, ...] = Field(min_length=1)
+    network: NetworkConfig = NetworkConfig()
+    ppo: PPOConfig = PPOConfig()
+    pretrain_steps: int = Field(ge=1, description="Agent-steps for pretraining and the control")
+    retrain: RetrainConfig
+    evaluation: EvalConfig = EvalConfig()
+    record_episodes: int = Field(16, ge=1, description="Episodes of activations for locating")
+    prune: PruneConfig = PruneConfig()
+    workers: int = Field(1, ge=1, description="Seeds run in parallel worker processes")
+
+    @model_validator(mode="after")
+    def _layer_exists(self) -> Scenario:
+        if self.prune.layer not in self.network.policy_layers:
+            raise ValueError(f"prune.layer {self.prune.layer!r} is not a hidden layer of the "
+                             f"policy; valid: {', '.join(self.network.policy_layers)}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must not repeat")
+        return self
+
+    @property
+    def digest(self) -> str:
+        """Short hash of the validated config: results made under another config are not reused."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario YAML (safe loader), raising one clear MarlmodError."""
+    path = Path(path)
+    if not path.is_file():
+        raise MarlmodError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise MarlmodError(f"{path}: not valid YAML: {err}") from err
+    return parse_scenario(data, source=str(path))
+
+
+def parse_scenario(data: Any, source: str = "config") -> Scenario:
+    if not isinstance(data, dict):
+        raise MarlmodError(f"{source}: expected a mapping of scenario fields at the top level")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise MarlmodError(f"{source}: {describe_validation_error(err)}") from err
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """The first problem as 'at <key.path>: <message>' — one line a person can act on."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "<top level>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"at {where}: {message}{extra}"

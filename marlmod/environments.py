@@ -1,0 +1,94 @@
+"""Resolving a scenario's environment: a PettingZoo registry id or a ``module:factory`` path.
+
+An environment tells marlmod what it needs through ``metadata["marlmod"]`` — the name of its
+bonus kwarg and the behaviours it labels — so environments stay free of marlmod imports.
+An import path runs that module's code: only use configs you trust.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pettingzoo
+from pettingzoo import ParallelEnv
+
+from marlmod.config import EnvConfig
+from marlmod.errors import MarlmodError
+
+EnvFactory = Callable[[], ParallelEnv]
+
+
+@dataclass(frozen=True)
+class EnvProtocol:
+    """What marlmod reads from an environment's ``metadata["marlmod"]``."""
+
+    bonus_kwarg: str
+    behaviours: tuple[str, ...]
+    opportunities: tuple[str, ...] = ()
+
+
+def registered_ids() -> list[str]:
+    import envs  # noqa: F401  (registers marlmod's environments)
+
+    return sorted(pettingzoo.parallel_registry)
+
+
+def resolve_constructor(env_id: str) -> Callable[..., ParallelEnv]:
+    """The callable behind ``env_id``; unknown ids fail listing the registered ones."""
+    if ":" in env_id:
+        module_name, _, attr = env_id.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise MarlmodError(f"cannot import environment {env_id!r}: {err}") from err
+    ids = registered_ids()
+    if env_id not in ids:
+        raise MarlmodError(f"unknown environment {env_id!r}; registered: {', '.join(ids)} "
+                           "(or give an import path 'package.module:factory')")
+    return partial(pettingzoo.make, "parallel", env_id)
+
+
+def read_protocol(env: ParallelEnv, source: str) -> EnvProtocol:
+    meta = getattr(env, "metadata", {}).get("marlmod")
+    if not isinstance(meta, dict) or "bonus_kwarg" not in meta or "behaviours" not in meta:
+        raise MarlmodError(f"environment {source!r} does not declare metadata['marlmod'] with "
+                           "'bonus_kwarg' and 'behaviours'; see README 'Adding an environment'")
+    return EnvProtocol(str(meta["bonus_kwarg"]), tuple(meta["behaviours"]),
+                       tuple(meta.get("opportunities", ())))
+
+
+@dataclass(frozen=True)
+class ResolvedEnv:
+    """An environment config checked against the environment itself."""
+
+    config: EnvConfig
+    protocol: EnvProtocol
+    constructor: Callable[..., ParallelEnv]
+
+    def factory(self, bonus: float, render_mode: str | None = None) -> EnvFactory:
+        kwargs: dict[str, Any] = {**self.config.kwargs, self.protocol.bonus_kwarg: bonus}
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        return partial(self.constructor, **kwargs)
+
+
+def resolve_env(config: EnvConfig) -> ResolvedEnv:
+    """Build the environment once to check kwargs, protocol and trait name up front."""
+    constructor = resolve_constructor(config.id)
+    try:
+        probe = constructor(**config.kwargs)
+    except (TypeError, ValueError) as err:
+        raise MarlmodError(f"env.kwargs rejected by {config.id!r}: {err}") from err
+    protocol = read_protocol(probe, config.id)
+    probe.close()
+    if protocol.bonus_kwarg in config.kwargs:
+        raise MarlmodError(f"env.kwargs sets {protocol.bonus_kwarg!r}; set env.bonus instead "
+                           "(marlmod turns it off for the cooperative variant)")
+    if config.trait not in protocol.behaviours:
+        raise MarlmodError(f"env.trait {config.trait!r} is not a behaviour of {config.id!r}; "
+                           f"valid: {', '.join(protocol.behaviours)}")
+    return ResolvedEnv(config, protocol, constructor)

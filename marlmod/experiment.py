@@ -1,0 +1,86 @@
+"""Running a whole scenario: every seed (in worker processes), then the report.
+
+The run directory records the config, its hash, package versions and the git commit. Rerunning
+into a directory made under a *different* config is refused rather than mixing results; rerunning
+under the same config resumes (finished stages are reused, see ``pipeline``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from importlib import metadata
+from pathlib import Path
+
+from tqdm import tqdm
+
+from marlmod.atomic import read_json, write_json
+from marlmod.config import Scenario
+from marlmod.environments import resolve_env
+from marlmod.errors import MarlmodError
+from marlmod.pipeline import run_seed
+from marlmod.report import write_report
+
+PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
+
+
+def run_scenario(scenario: Scenario, out_root: Path, workers: int | None = None) -> str:
+    """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary."""
+    resolve_env(scenario.env)  # fail on a bad env before any work starts
+    run_dir = out_root / scenario.name
+    prepare_run_dir(scenario, run_dir)
+    n_workers = min(workers or scenario.workers, len(scenario.seeds))
+    progress = tqdm(total=len(scenario.seeds), desc=f"{scenario.name}: seeds", unit="seed")
+    if n_workers == 1:
+        for seed in scenario.seeds:
+            run_seed(scenario, seed, run_dir)
+            progress.update()
+    else:
+        with ProcessPoolExecutor(n_workers) as pool:
+            futures = [pool.submit(run_seed, scenario, seed, run_dir) for seed in scenario.seeds]
+            for future in as_completed(futures):
+                future.result()
+                progress.update()
+    progress.close()
+    return write_report(run_dir, scenario.name)
+
+
+def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
+    """Create the run directory (failing early if unwritable) and pin it to this config."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MarlmodError(f"cannot create results directory {run_dir}: {err}") from err
+    if not os.access(run_dir, os.W_OK):
+        raise MarlmodError(f"results directory {run_dir} is not writable")
+    info_path = run_dir / "run.json"
+    if info_path.is_file():
+        previous = read_json(info_path).get("config_hash")
+        if previous != scenario.digest:
+            raise MarlmodError(
+                f"{run_dir} holds results of a different config (hash {previous}, this one "
+                f"{scenario.digest}); choose another --out or delete that directory")
+        return
+    write_json(info_path, {"config_hash": scenario.digest,
+                           "config": scenario.model_dump(mode="json"),
+                           "versions": package_versions(), "git_commit": git_commit()})
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"

@@ -1,0 +1,175 @@
+"""The scenario pipeline for one seed: pretrain → record → locate → prune → retrain → score.
+
+Every stage writes its output atomically under ``<run>/seed_<s>/`` and is skipped when that
+output already exists, so an interrupted run resumes where it stopped. All strategies of a seed
+branch from the same pretrained model, are evaluated on the same episodes (common random
+numbers, so strategy differences are paired) and retrain with the same seed.
+
+Layout of one seed's directory::
+
+    pretrain/model.zip, metrics.json   trained with the misbehaviour bonus
+    control/model.zip, metrics.json    same budget, bonus 0 (was the trait really learned?)
+    scratch/curve.json                 fresh net, cooperative, retraining budget (capability bar)
+    record/activations.npz             pretrained policy's hidden activations + trait labels
+    <strategy>/prune.json, masks.pt    what was pruned ("none" = plain fine-tuning)
+    <strategy>/cell.json               before / pruned / retrained metrics and the relapse curve
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3 import PPO
+
+from marlmod.atomic import read_json, write_json, write_with
+from marlmod.config import Scenario
+from marlmod.environments import ResolvedEnv, resolve_env
+from marlmod.locate import score_units, top_units
+from marlmod.prune import HoldMasks, Masks, Prune, apply_masks, load_prune, save_prune, unit_masks
+from marlmod.rollout import rollout
+from marlmod.train import build_model, learn, limit_threads, load_model, save_model
+
+NO_PRUNE = "none"  # plain cooperative fine-tuning of the unpruned model: the baseline to beat
+EVAL_SEED_OFFSET = 10_000
+RECORD_SEED_OFFSET = 20_000
+
+
+@dataclass(frozen=True)
+class Metrics:
+    trait_rate: float
+    task_return: float
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    steps: int
+    trait_rate: float
+    task_return: float
+
+
+class SeedRun:
+    """All stages of one seed, each cached on disk."""
+
+    def __init__(self, scenario: Scenario, seed: int, run_dir: Path,
+                 env: ResolvedEnv | None = None) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.dir = run_dir / f"seed_{seed}"
+        self.env = env or resolve_env(scenario.env)
+        self.trait = scenario.env.trait
+        self.aggressive = self.env.factory(scenario.env.bonus)
+        self.cooperative = self.env.factory(0.0)
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, model: PPO) -> Metrics:
+        ev = self.scenario.evaluation
+        result = rollout(model.policy, self.cooperative, ev.episodes,
+                         EVAL_SEED_OFFSET + self.seed, self.trait, ev.deterministic)
+        return Metrics(result.trait_rate, result.task_return)
+
+    # ---------------------------------------------------------------- pretraining
+    def pretrained(self, name: str) -> tuple[Path, Metrics]:
+        """Train (or reuse) the ``pretrain`` (bonus on) or ``control`` (bonus off) model."""
+        stage = self.dir / name
+        path, metrics_path = stage / "model.zip", stage / "metrics.json"
+        if not metrics_path.is_file():
+            make_env = self.aggressive if name == "pretrain" else self.cooperative
+            model = build_model(self.scenario, make_env, self.seed)
+            learn(model, self.scenario.pretrain_steps)
+            save_model(model, path)
+            write_json(metrics_path, asdict(self.evaluate(model)))
+        return path, Metrics(**read_json(metrics_path))
+
+    def scratch_curve(self) -> list[CurvePoint]:
+        """A fresh network trained cooperatively on the retraining budget: the capability bar."""
+        path = self.dir / "scratch" / "curve.json"
+        if not path.is_file():
+            model = build_model(self.scenario, self.cooperative, self.seed)
+            write_json(path, [asdict(p) for p in self._train_with_curve(model, None)])
+        return [CurvePoint(**p) for p in read_json(path)]
+
+    # ---------------------------------------------------------------- locate and prune
+    def activations(self, model_path: Path) -> tuple[np.ndarray, np.ndarray]:
+        path = self.dir / "record" / "activations.npz"
+        layer = self.scenario.prune.layer
+        if not path.is_file():
+            model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+            rec = rollout(model.policy, self.aggressive, self.scenario.record_episodes,
+                          RECORD_SEED_OFFSET + self.seed, self.trait,
+                          self.scenario.evaluation.deterministic, record=[layer])
+            write_with(path, lambda tmp: np.savez_compressed(
+                tmp, activations=rec.activations[layer], trait=rec.trait,
+                opportunity=rec.opportunity))
+        with np.load(path) as data:
+            return data["activations"], data["trait"]
+
+    def prune_for(self, strategy: str, model: PPO, model_path: Path) -> Masks | None:
+        stage = self.dir / strategy
+        if strategy == NO_PRUNE:
+            return None
+        if not (stage / "prune.json").is_file():
+            acts, trait = self.activations(model_path)
+            cfg = self.scenario.prune
+            rng = np.random.default_rng([self.seed, zlib.crc32(strategy.encode())])
+            units = top_units(score_units(strategy, acts, trait, rng), cfg.fraction)
+            prune = Prune(strategy, cfg.layer, cfg.fraction, tuple(int(u) for u in units))
+            save_prune(prune, unit_masks(model.policy, prune), stage)
+        return load_prune(stage)[1]
+
+    # ---------------------------------------------------------------- retrain
+    def _train_with_curve(self, model: PPO, masks: Masks | None) -> list[CurvePoint]:
+        """Cooperative training in equal chunks, evaluating before and after each chunk."""
+        cfg = self.scenario.retrain
+        chunk = max(1, cfg.steps // cfg.eval_points)
+        first = self.evaluate(model)
+        curve = [CurvePoint(0, first.trait_rate, first.task_return)]
+        callback = HoldMasks(masks) if masks is not None else None
+        for i in range(cfg.eval_points):
+            learn(model, chunk, callback=callback, continue_run=i > 0)
+            metrics = self.evaluate(model)
+            curve.append(CurvePoint(model.num_timesteps, metrics.trait_rate, metrics.task_return))
+        return curve
+
+    def cell(self, strategy: str) -> dict:
+        """Prune with ``strategy``, retrain cooperatively, and score — one results cell."""
+        path = self.dir / strategy / "cell.json"
+        if path.is_file():
+            return read_json(path)
+        model_path, before = self.pretrained("pretrain")
+        model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+        masks = self.prune_for(strategy, model, model_path)
+        if masks is not None:
+            apply_masks(model.policy, masks)
+        curve = self._train_with_curve(model, masks)
+        cell = {
+            "seed": self.seed,
+            "strategy": strategy,
+            "units_pruned": 0 if masks is None else len(load_prune(self.dir / strategy)[0].units),
+            "trait_rate_before": before.trait_rate,
+            "task_return_before": before.task_return,
+            "trait_rate_pruned": curve[0].trait_rate,
+            "task_return_pruned": curve[0].task_return,
+            "trait_rate_retrained": curve[-1].trait_rate,
+            "task_return_retrained": curve[-1].task_return,
+            "curve": [asdict(p) for p in curve],
+        }
+        write_json(path, cell)
+        return cell
+
+    # ---------------------------------------------------------------- everything
+    def run(self) -> dict:
+        """Every stage for this seed; returns the seed's cells and references."""
+        limit_threads()
+        _, control = self.pretrained("control")
+        scratch = self.scratch_curve()
+        cells = [self.cell(s) for s in (NO_PRUNE, *self.scenario.prune.strategies)]
+        return {"seed": self.seed, "cells": cells, "control": asdict(control),
+                "scratch": [asdict(p) for p in scratch]}
+
+
+def run_seed(scenario: Scenario, seed: int, run_dir: Path) -> dict:
+    """Picklable entry point for worker processes."""
+    return SeedRun(scenario, seed, run_dir).run()

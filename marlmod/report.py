@@ -1,0 +1,146 @@
+"""Results tables: tidy per-cell CSV (the source of truth) and a Markdown summary for people.
+
+Columns of ``cells.csv`` (one row per seed × strategy):
+
+- ``trait_rate_{before,pruned,retrained}``: trait occurrences per agent-step of the pretrained
+  model, right after pruning, after cooperative retraining (sampled actions, cooperative env).
+- ``task_return_{before,pruned,retrained}``: task reward per agent per episode (bonus excluded).
+- ``trait_cut``: ``trait_rate_before - trait_rate_pruned`` (what pruning alone removed).
+- ``kept_vs_unpruned``: retrained task return ÷ that of plain fine-tuning (strategy ``none``).
+- ``kept_vs_scratch``: retrained task return ÷ that of a fresh net trained cooperatively on the
+  same retraining budget.
+- ``relapse_auc``: mean trait rate over the retraining run (area under the relapse curve).
+- ``relapse_fraction``: ``trait_rate_retrained / trait_rate_before``.
+- ``steps_to_half``: retraining steps until the trait rate is back at half its pre-pruning rate.
+- ``control_trait_rate``, ``control_task_return``: the same-seed model never paid for the trait.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from marlmod.atomic import read_json, write_text
+from marlmod.errors import MarlmodError
+from marlmod.pipeline import NO_PRUNE
+from marlmod.stats import area_under_curve, first_crossing, mean_ci
+
+SUMMARY_COLUMNS = {
+    "trait_rate_before": "trait before",
+    "trait_rate_pruned": "trait pruned",
+    "trait_rate_retrained": "trait retrained",
+    "trait_cut": "trait cut by pruning",
+    "relapse_auc": "relapse AUC",
+    "task_return_pruned": "task return pruned",
+    "task_return_retrained": "task return retrained",
+    "kept_vs_unpruned": "capability kept vs fine-tune",
+    "kept_vs_scratch": "capability kept vs scratch",
+}
+
+
+def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-cell table and long-form relapse curves from every finished cell under ``run_dir``."""
+    rows, curves = [], []
+    for cell_path in sorted(run_dir.glob("seed_*/*/cell.json")):
+        cell = read_json(cell_path)
+        seed_dir = cell_path.parent.parent
+        control = read_json(seed_dir / "control" / "metrics.json")
+        scratch = read_json(seed_dir / "scratch" / "curve.json")
+        curve = pd.DataFrame(cell.pop("curve"))
+        rows.append({**cell,
+                     "relapse_auc": area_under_curve(curve.steps, curve.trait_rate),
+                     "steps_to_half": first_crossing(curve.steps.values, curve.trait_rate.values,
+                                                     0.5 * cell["trait_rate_before"]),
+                     "scratch_task_return": scratch[-1]["task_return"],
+                     "control_trait_rate": control["trait_rate"],
+                     "control_task_return": control["task_return"]})
+        curves.append(curve.assign(seed=cell["seed"], strategy=cell["strategy"]))
+    if not rows:
+        raise MarlmodError(f"no finished cells under {run_dir}; run the scenario first")
+    return _derive(pd.DataFrame(rows)), pd.concat(curves, ignore_index=True)
+
+
+def _derive(cells: pd.DataFrame) -> pd.DataFrame:
+    cells = cells.copy()
+    cells["trait_cut"] = cells.trait_rate_before - cells.trait_rate_pruned
+    cells["relapse_fraction"] = _ratio(cells.trait_rate_retrained, cells.trait_rate_before)
+    finetune = cells[cells.strategy == NO_PRUNE].set_index("seed").task_return_retrained
+    cells["kept_vs_unpruned"] = _ratio(cells.task_return_retrained, cells.seed.map(finetune))
+    cells["kept_vs_scratch"] = _ratio(cells.task_return_retrained, cells.scratch_task_return)
+    return cells.sort_values(["strategy", "seed"]).reset_index(drop=True)
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    return num / den.where(den.abs() > 1e-12)
+
+
+def summarise(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean [95% CI] over seeds of each headline column, one row per strategy."""
+    out = []
+    for strategy, group in cells.groupby("strategy", sort=False):
+        row = {"strategy": strategy, "seeds": group.seed.nunique(),
+               "units pruned": int(group.units_pruned.iloc[0])}
+        row.update({label: str(mean_ci(group[col])) for col, label in SUMMARY_COLUMNS.items()})
+        out.append(row)
+    order = {NO_PRUNE: 0}
+    return pd.DataFrame(out).sort_values("strategy", key=lambda s: s.map(order).fillna(1))
+
+
+def references(cells: pd.DataFrame) -> pd.DataFrame:
+    """The control (never paid for the trait) and the from-scratch cooperative model."""
+    per_seed = cells.drop_duplicates("seed")
+    return pd.DataFrame([
+        {"model": "pretrained (bonus on)", "trait rate": str(mean_ci(per_seed.trait_rate_before)),
+         "task return": str(mean_ci(per_seed.task_return_before))},
+        {"model": "control (bonus 0)", "trait rate": str(mean_ci(per_seed.control_trait_rate)),
+         "task return": str(mean_ci(per_seed.control_task_return))},
+        {"model": "scratch (cooperative, retrain budget)", "trait rate": "",
+         "task return": str(mean_ci(per_seed.scratch_task_return))},
+    ])
+
+
+def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """Per strategy: how much more of the trait pruning cut than the baseline, paired by seed."""
+    cut = cells.pivot(index="seed", columns="strategy", values="trait_cut")
+    rows = []
+    if baseline not in cut:
+        return pd.DataFrame(rows)
+    for strategy in cut.columns:
+        if strategy in (baseline, NO_PRUNE):
+            continue
+        diff = cut[strategy] - cut[baseline]
+        base_mean = cut[baseline].mean()
+        ratio = cut[strategy].mean() / base_mean if abs(base_mean) > 1e-12 else float("inf")
+        rows.append({"strategy": strategy, "baseline": baseline,
+                     "trait cut minus baseline's (paired)": str(mean_ci(diff.dropna())),
+                     "ratio of mean cuts": f"{ratio:.2f}",
+                     "seeds where it cut more": f"{int((diff > 0).sum())}/{int(diff.notna().sum())}"})
+    return pd.DataFrame(rows)
+
+
+def render_markdown(name: str, cells: pd.DataFrame) -> str:
+    parts = [f"# Results: {name}", "",
+             "Mean [95% t-interval] over seeds. Trait rate = trait occurrences per agent-step; "
+             "task return = task reward per agent per episode (bonus excluded). "
+             "Column definitions: `marlmod/report.py`.", "",
+             "## Strategies", "", summarise(cells).to_markdown(index=False), "",
+             "## Reference models", "", references(cells).to_markdown(index=False), ""]
+    paired = paired_comparisons(cells)
+    if not paired.empty:
+        parts += ["## Locating vs random units", "", paired.to_markdown(index=False), ""]
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path, name: str) -> str:
+    """Regenerate ``cells.csv``, ``curves.csv``, ``summary.md`` and the relapse plot."""
+    from marlmod.plots import plot_relapse
+
+    cells, curves = load_cells(run_dir)
+    write_text(run_dir / "cells.csv", cells.to_csv(index=False))
+    write_text(run_dir / "curves.csv", curves.to_csv(index=False))
+    markdown = render_markdown(name, cells)
+    write_text(run_dir / "summary.md", markdown)
+    plot_relapse(curves, run_dir / "relapse.png")
+    return markdown
+

@@ -1,0 +1,84 @@
+"""Training: SB3 PPO with one policy shared by every agent (parameter sharing).
+
+``build_model`` makes a fresh PPO for a scenario; ``learn`` trains it; checkpoints are written
+atomically and loaded with a clear error when corrupt. Seeding goes through SB3's public
+``seed=`` path, which works because ``SharedPolicyVecEnv`` implements ``VecEnv.seed``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from torch import nn
+
+from marlmod.atomic import write_with
+from marlmod.config import Scenario
+from marlmod.environments import EnvFactory
+from marlmod.errors import MarlmodError
+from marlmod.vec_env import SharedPolicyVecEnv
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def make_venv(scenario: Scenario, make_env: EnvFactory) -> SharedPolicyVecEnv:
+    return SharedPolicyVecEnv([make_env] * scenario.ppo.n_copies)
+
+
+def build_model(scenario: Scenario, make_env: EnvFactory, seed: int,
+                tensorboard_log: str | None = None) -> PPO:
+    """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
+    hidden units never touches the critic)."""
+    ppo, net = scenario.ppo, scenario.network
+    return PPO(
+        "MlpPolicy",
+        make_venv(scenario, make_env),
+        n_steps=ppo.n_steps,
+        batch_size=ppo.batch_size,
+        n_epochs=ppo.n_epochs,
+        learning_rate=ppo.learning_rate,
+        ent_coef=ppo.ent_coef,
+        gamma=ppo.gamma,
+        gae_lambda=ppo.gae_lambda,
+        clip_range=ppo.clip_range,
+        policy_kwargs={"net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
+                       "activation_fn": ACTIVATIONS[net.activation]},
+        seed=seed,
+        device="cpu",
+        tensorboard_log=tensorboard_log,
+        verbose=0,
+    )
+
+
+def learn(model: PPO, steps: int, callback: BaseCallback | None = None,
+          continue_run: bool = False) -> PPO:
+    """Train for ``steps`` agent-steps; ``continue_run`` keeps the step counter and env state."""
+    return model.learn(total_timesteps=steps, callback=callback,
+                       reset_num_timesteps=not continue_run, progress_bar=False)
+
+
+def save_model(model: PPO, path: Path) -> None:
+    write_with(path, lambda tmp: model.save(tmp))
+
+
+def load_model(path: Path, scenario: Scenario, make_env: EnvFactory, seed: int) -> PPO:
+    """Load a checkpoint onto fresh envs of ``make_env`` (e.g. the cooperative variant).
+
+    SB3 zips contain pickled objects: only load checkpoints this run (or you) wrote.
+    """
+    if not path.is_file():
+        raise MarlmodError(f"checkpoint not found: {path}")
+    try:
+        model = PPO.load(path, env=make_venv(scenario, make_env), device="cpu")
+    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, KeyError) as err:
+        raise MarlmodError(f"corrupt checkpoint {path}: {err}; delete it to retrain") from err
+    model.set_random_seed(seed)
+    return model
+
+
+def limit_threads() -> None:
+    """One thread per worker process: tiny nets gain nothing from more, and workers share cores."""
+    torch.set_num_threads(1)
