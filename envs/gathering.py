@@ -33,8 +33,8 @@ Infos (the behaviour labels marlmod reads; every agent, every step)
 Arguments
     ``n_agents`` (2), ``grid_size`` (7), ``apple_density`` (0.3, fraction of cells that are apple
     sites), ``respawn_prob`` (0.1), ``zap_range`` (2), ``freeze_steps`` (4),
-    ``aggression_bonus`` (0.0), ``zap_cost`` (0.3), ``view_radius`` (3), ``max_cycles`` (100), ``render_mode``
-    (``None`` or ``"rgb_array"``).
+    ``aggression_bonus`` (0.0), ``zap_cost`` (0.3), ``view_radius`` (3), ``max_cycles`` (100),
+    ``render_mode`` (``None`` or ``"rgb_array"``).
 Versions
     v0: first release.
 """
@@ -83,8 +83,17 @@ class GatheringEnv(ParallelEnv):
         max_cycles: int = 100,
         render_mode: str | None = None,
     ) -> None:
-        _check_args(n_agents, grid_size, apple_density, respawn_prob, zap_range, freeze_steps,
-                    view_radius, max_cycles, render_mode)
+        _check_args(
+            n_agents,
+            grid_size,
+            apple_density,
+            respawn_prob,
+            zap_range,
+            freeze_steps,
+            view_radius,
+            max_cycles,
+            render_mode,
+        )
         self.n_agents = n_agents
         self.grid_size = grid_size
         self.apple_density = apple_density
@@ -200,8 +209,8 @@ class GatheringEnv(ParallelEnv):
         r, g = self.view_radius, self.grid_size
         pad = np.zeros((3, g + 2 * r, g + 2 * r), dtype=np.float32)
         pad[2] = 1.0
-        pad[2, r:r + g, r:r + g] = 0.0
-        pad[0, r:r + g, r:r + g] = self.apples
+        pad[2, r : r + g, r : r + g] = 0.0
+        pad[0, r : r + g, r : r + g] = self.apples
         active = self.frozen_for == 0
         observations = {}
         for i, agent in enumerate(self.possible_agents):
@@ -212,7 +221,7 @@ class GatheringEnv(ParallelEnv):
                     if j != i:
                         others[self.positions[j, 0] + r, self.positions[j, 1] + r] = 1.0
                 y, x = self.positions[i]
-                window = np.stack([pad[0], others, pad[2]])[:, y:y + 2 * r + 1, x:x + 2 * r + 1]
+                window = np.stack([pad[0], others, pad[2]])[:, y : y + 2 * r + 1, x : x + 2 * r + 1]
                 obs[:-1] = window.reshape(-1)
             else:
                 obs[-1] = 1.0
@@ -237,9 +246,17 @@ class GatheringEnv(ParallelEnv):
         pass
 
 
-def _check_args(n_agents: int, grid_size: int, apple_density: float, respawn_prob: float,
-                zap_range: int, freeze_steps: int, view_radius: int, max_cycles: int,
-                render_mode: str | None) -> None:
+def _check_args(
+    n_agents: int,
+    grid_size: int,
+    apple_density: float,
+    respawn_prob: float,
+    zap_range: int,
+    freeze_steps: int,
+    view_radius: int,
+    max_cycles: int,
+    render_mode: str | None,
+) -> None:
     """Fail at construction, naming the argument, rather than deep inside ``step``."""
     if n_agents < 2:
         raise ValueError(f"n_agents must be >= 2 (aggression needs a rival), got {n_agents}")
@@ -248,8 +265,12 @@ def _check_args(n_agents: int, grid_size: int, apple_density: float, respawn_pro
     for name, value in (("apple_density", apple_density), ("respawn_prob", respawn_prob)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
-    for name, value in (("zap_range", zap_range), ("freeze_steps", freeze_steps),
-                        ("view_radius", view_radius), ("max_cycles", max_cycles)):
+    for name, value in (
+        ("zap_range", zap_range),
+        ("freeze_steps", freeze_steps),
+        ("view_radius", view_radius),
+        ("max_cycles", max_cycles),
+    ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if render_mode not in (None, "rgb_array"):

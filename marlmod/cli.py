@@ -13,15 +13,21 @@ import typer
 
 from marlmod.errors import MarlmodError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Train misbehaviour into multi-agent RL agents, locate it, prune it, "
-                       "retrain cooperatively, and score relapse and capability.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train misbehaviour into multi-agent RL agents, locate it, prune it, "
+    "retrain cooperatively, and score relapse and capability.",
+)
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
-        out: Path = typer.Option(Path("results"), help="Results root; the run goes in OUT/<name>"),
-        workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')")) -> None:
+def run(
+    config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
+    out: Path = typer.Option(Path("results"), help="Results root; the run goes in OUT/<name>"),
+    workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')"),
+) -> None:
     """Run (or resume) a scenario end to end and print its results table."""
     from marlmod.config import load_scenario
     from marlmod.experiment import run_scenario
@@ -31,7 +37,9 @@ def run(config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/agg
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run directory, e.g. results/aggression")) -> None:
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory, e.g. results/aggression"),
+) -> None:
     """Regenerate the tables and plot of a run from its per-cell results."""
     from marlmod.report import write_report
 
@@ -62,20 +70,13 @@ def envs() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()
     except MarlmodError as err:
         typer.echo(f"marlmod: error: {err}", err=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         typer.echo("marlmod: interrupted; finished stages are kept, rerun to resume", err=True)
         sys.exit(130)
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
 
 
 if __name__ == "__main__":

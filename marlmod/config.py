@@ -25,8 +25,10 @@ class _Frozen(BaseModel):
 
 
 class EnvConfig(_Frozen):
-    id: str = Field(description="PettingZoo registry id (e.g. marlmod/gathering-v0) or "
-                                "'package.module:factory' (imports and runs that code)")
+    id: str = Field(
+        description="PettingZoo registry id (e.g. marlmod/gathering-v0) or "
+        "'package.module:factory' (imports and runs that code)"
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor kwargs")
     bonus: float = Field(gt=0, description="Misbehaviour bonus during pretraining")
     trait: str = Field(description="Behaviour label (in infos['behaviour']) that is the trait")
@@ -35,7 +37,8 @@ class EnvConfig(_Frozen):
 class NetworkConfig(_Frozen):
     hidden: tuple[int, ...] = Field((64, 64), min_length=1, description="Hidden widths")
     activation: Literal["tanh", "relu"] = Field(
-        "relu", description="relu: zero means 'not firing', so pruning a unit silences it")
+        "relu", description="relu: zero means 'not firing', so pruning a unit silences it"
+    )
 
     @field_validator("hidden")
     @classmethod
@@ -104,8 +107,10 @@ class Scenario(_Frozen):
     @model_validator(mode="after")
     def _layer_exists(self) -> Scenario:
         if self.prune.layer not in self.network.policy_layers:
-            raise ValueError(f"prune.layer {self.prune.layer!r} is not a hidden layer of the "
-                             f"policy; valid: {', '.join(self.network.policy_layers)}")
+            raise ValueError(
+                f"prune.layer {self.prune.layer!r} is not a hidden layer of the "
+                f"policy; valid: {', '.join(self.network.policy_layers)}"
+            )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must not repeat")
         return self

@@ -47,18 +47,23 @@ def resolve_constructor(env_id: str) -> Callable[..., ParallelEnv]:
             raise MarlmodError(f"cannot import environment {env_id!r}: {err}") from err
     ids = registered_ids()
     if env_id not in ids:
-        raise MarlmodError(f"unknown environment {env_id!r}; registered: {', '.join(ids)} "
-                           "(or give an import path 'package.module:factory')")
+        raise MarlmodError(
+            f"unknown environment {env_id!r}; registered: {', '.join(ids)} "
+            "(or give an import path 'package.module:factory')"
+        )
     return partial(pettingzoo.make, "parallel", env_id)
 
 
 def read_protocol(env: ParallelEnv, source: str) -> EnvProtocol:
     meta = getattr(env, "metadata", {}).get("marlmod")
     if not isinstance(meta, dict) or "bonus_kwarg" not in meta or "behaviours" not in meta:
-        raise MarlmodError(f"environment {source!r} does not declare metadata['marlmod'] with "
-                           "'bonus_kwarg' and 'behaviours'; see README 'Adding an environment'")
-    return EnvProtocol(str(meta["bonus_kwarg"]), tuple(meta["behaviours"]),
-                       tuple(meta.get("opportunities", ())))
+        raise MarlmodError(
+            f"environment {source!r} does not declare metadata['marlmod'] with "
+            "'bonus_kwarg' and 'behaviours'; see README 'Adding an environment'"
+        )
+    return EnvProtocol(
+        str(meta["bonus_kwarg"]), tuple(meta["behaviours"]), tuple(meta.get("opportunities", ()))
+    )
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,13 @@ def resolve_env(config: EnvConfig) -> ResolvedEnv:
     protocol = read_protocol(probe, config.id)
     probe.close()
     if protocol.bonus_kwarg in config.kwargs:
-        raise MarlmodError(f"env.kwargs sets {protocol.bonus_kwarg!r}; set env.bonus instead "
-                           "(marlmod turns it off for the cooperative variant)")
+        raise MarlmodError(
+            f"env.kwargs sets {protocol.bonus_kwarg!r}; set env.bonus instead "
+            "(marlmod turns it off for the cooperative variant)"
+        )
     if config.trait not in protocol.behaviours:
-        raise MarlmodError(f"env.trait {config.trait!r} is not a behaviour of {config.id!r}; "
-                           f"valid: {', '.join(protocol.behaviours)}")
+        raise MarlmodError(
+            f"env.trait {config.trait!r} is not a behaviour of {config.id!r}; "
+            f"valid: {', '.join(protocol.behaviours)}"
+        )
     return ResolvedEnv(config, protocol, constructor)

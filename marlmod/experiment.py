@@ -60,11 +60,18 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
         if previous != scenario.digest:
             raise MarlmodError(
                 f"{run_dir} holds results of a different config (hash {previous}, this one "
-                f"{scenario.digest}); choose another --out or delete that directory")
+                f"{scenario.digest}); choose another --out or delete that directory"
+            )
         return
-    write_json(info_path, {"config_hash": scenario.digest,
-                           "config": scenario.model_dump(mode="json"),
-                           "versions": package_versions(), "git_commit": git_commit()})
+    write_json(
+        info_path,
+        {
+            "config_hash": scenario.digest,
+            "config": scenario.model_dump(mode="json"),
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+        },
+    )
 
 
 def package_versions() -> dict[str, str]:
@@ -79,8 +86,14 @@ def package_versions() -> dict[str, str]:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"

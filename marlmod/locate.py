@@ -1,23 +1,54 @@
 """Locating: score each hidden unit by how responsible it looks for the trait.
 
-A strategy maps recorded activations ``[rows, units]`` and the trait label of each row to one
-score per unit (higher = prune first). Strategies are pure functions, selectable by name in a
-scenario config; selection of the top units is separate from applying a prune (see ``prune``).
+A strategy maps the *evidence* about one hidden layer — recorded activations ``[rows, units]``,
+the trait label of each row, and optionally the opportunity labels, the observations, the policy
+itself and the control policy's activations on the same states — to one score per unit
+(higher = prune first). Strategies are pure functions registered by name in ``STRATEGIES`` and
+selectable in a scenario config; choosing the top units is separate from applying a prune.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from marlmod.errors import MarlmodError
 
-UnitScorer = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a locating strategy may use, for one hidden layer of one pretrained policy.
+
+    Rows are agent-steps of rollouts of the pretrained (misbehaving) policy.
+    """
+
+    acts: np.ndarray  # float [rows, units]: the layer's activations
+    trait: np.ndarray  # bool [rows]: the trait occurred on this step
+    opportunity: np.ndarray | None = None  # bool [rows]: the trait was possible on this step
+    obs: np.ndarray | None = None  # float [rows, obs_dim]: the policy's inputs
+    actions: np.ndarray | None = None  # int [rows]: the actions taken
+    control_acts: np.ndarray | None = None  # float [rows, units]: control policy, same obs
+    policy: nn.Module | None = None  # the pretrained policy (for weights and gradients)
+    layer: str | None = None  # module path of the layer, under ``policy``
+
+    def __post_init__(self) -> None:
+        if self.acts.ndim != 2 or len(self.acts) != len(self.trait):
+            raise ValueError(
+                f"activations {self.acts.shape} and labels {self.trait.shape} do not align"
+            )
+
+    @property
+    def units(self) -> int:
+        return self.acts.shape[1]
 
 
-def standardised_mean_difference(acts: np.ndarray, labels: np.ndarray,
-                                 rng: np.random.Generator) -> np.ndarray:
+UnitScorer = Callable[[Evidence, np.random.Generator], np.ndarray]
+
+
+def standardised_mean_difference(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     """Cohen's d of each unit: (mean on trait rows − mean off) / pooled std, *signed*.
 
     Signed on purpose: pruning sets a unit to zero, i.e. "not firing". Removing units that fire
@@ -25,15 +56,15 @@ def standardised_mean_difference(acts: np.ndarray, labels: np.ndarray,
     trait state and, measured on the aggression scenario, raises the attack rate several-fold.
     A unit constant in both groups scores 0 rather than dividing by zero.
     """
-    on, off = _split(acts, labels)
+    on, off = split_by_trait(ev.acts, ev.trait)
     pooled = np.sqrt(0.5 * (on.var(axis=0) + off.var(axis=0)))
     diff = on.mean(axis=0) - off.mean(axis=0)
     return np.divide(diff, pooled, out=np.zeros_like(diff), where=pooled > 1e-12)
 
 
-def random_units(acts: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def random_units(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     """The baseline every locating method must beat: a random order of the units."""
-    return rng.permutation(acts.shape[1]).astype(np.float64)
+    return rng.permutation(ev.units).astype(np.float64)
 
 
 STRATEGIES: dict[str, UnitScorer] = {
@@ -42,13 +73,13 @@ STRATEGIES: dict[str, UnitScorer] = {
 }
 
 
-def score_units(strategy: str, acts: np.ndarray, labels: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
+def score_units(strategy: str, ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     if strategy not in STRATEGIES:
         raise MarlmodError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
-    if acts.ndim != 2 or len(acts) != len(labels):
-        raise ValueError(f"activations {acts.shape} and labels {labels.shape} do not align")
-    return STRATEGIES[strategy](acts.astype(np.float64), labels.astype(bool), rng)
+    scores = np.asarray(STRATEGIES[strategy](ev, rng), dtype=np.float64)
+    if scores.shape != (ev.units,):
+        raise ValueError(f"strategy {strategy!r} returned {scores.shape}, not ({ev.units},)")
+    return scores
 
 
 def top_units(scores: np.ndarray, fraction: float) -> np.ndarray:
@@ -58,11 +89,12 @@ def top_units(scores: np.ndarray, fraction: float) -> np.ndarray:
     return np.sort(order[:k])
 
 
-def _split(acts: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_by_trait(acts: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with and without the trait; fails clearly when one group is empty."""
     labels = labels.astype(bool)
     if labels.all() or not labels.any():
         raise MarlmodError(
             f"cannot contrast: the trait occurred on {int(labels.sum())} of {len(labels)} recorded "
             "steps; record more episodes or check that pretraining taught the trait"
         )
-    return acts[labels], acts[~labels]
+    return acts[labels].astype(np.float64), acts[~labels].astype(np.float64)

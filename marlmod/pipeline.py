@@ -27,8 +27,9 @@ from stable_baselines3 import PPO
 from marlmod.atomic import read_json, write_json, write_with
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
-from marlmod.locate import score_units, top_units
+from marlmod.locate import Evidence, score_units, top_units
 from marlmod.prune import HoldMasks, Masks, Prune, apply_masks, load_prune, save_prune, unit_masks
+from marlmod.record import activations_on
 from marlmod.rollout import rollout
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
@@ -53,8 +54,9 @@ class CurvePoint:
 class SeedRun:
     """All stages of one seed, each cached on disk."""
 
-    def __init__(self, scenario: Scenario, seed: int, run_dir: Path,
-                 env: ResolvedEnv | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int, run_dir: Path, env: ResolvedEnv | None = None
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
         self.dir = run_dir / f"seed_{seed}"
@@ -66,8 +68,14 @@ class SeedRun:
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, model: PPO) -> Metrics:
         ev = self.scenario.evaluation
-        result = rollout(model.policy, self.cooperative, ev.episodes,
-                         EVAL_SEED_OFFSET + self.seed, self.trait, ev.deterministic)
+        result = rollout(
+            model.policy,
+            self.cooperative,
+            ev.episodes,
+            EVAL_SEED_OFFSET + self.seed,
+            self.trait,
+            ev.deterministic,
+        )
         return Metrics(result.trait_rate, result.task_return)
 
     # ---------------------------------------------------------------- pretraining
@@ -92,29 +100,56 @@ class SeedRun:
         return [CurvePoint(**p) for p in read_json(path)]
 
     # ---------------------------------------------------------------- locate and prune
-    def activations(self, model_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    def evidence(self, model: PPO) -> Evidence:
+        """Activations of the pruned layer on the pretrained policy's own rollouts, with labels,
+        inputs, actions and the control policy's activations on the same inputs."""
         path = self.dir / "record" / "activations.npz"
         layer = self.scenario.prune.layer
         if not path.is_file():
-            model = load_model(model_path, self.scenario, self.cooperative, self.seed)
-            rec = rollout(model.policy, self.aggressive, self.scenario.record_episodes,
-                          RECORD_SEED_OFFSET + self.seed, self.trait,
-                          self.scenario.evaluation.deterministic, record=[layer])
-            write_with(path, lambda tmp: np.savez_compressed(
-                tmp, activations=rec.activations[layer], trait=rec.trait,
-                opportunity=rec.opportunity))
+            rec = rollout(
+                model.policy,
+                self.aggressive,
+                self.scenario.record_episodes,
+                RECORD_SEED_OFFSET + self.seed,
+                self.trait,
+                self.scenario.evaluation.deterministic,
+                record=[layer],
+            )
+            control_path, _ = self.pretrained("control")
+            control = load_model(control_path, self.scenario, self.cooperative, self.seed)
+            control_acts = activations_on(control.policy, layer, rec.obs)
+            write_with(
+                path,
+                lambda tmp: np.savez_compressed(
+                    tmp,
+                    activations=rec.activations[layer],
+                    trait=rec.trait,
+                    opportunity=rec.opportunity,
+                    obs=rec.obs,
+                    actions=rec.actions,
+                    control_activations=control_acts,
+                ),
+            )
         with np.load(path) as data:
-            return data["activations"], data["trait"]
+            return Evidence(
+                acts=data["activations"],
+                trait=data["trait"],
+                opportunity=data["opportunity"],
+                obs=data["obs"],
+                actions=data["actions"],
+                control_acts=data["control_activations"],
+                policy=model.policy,
+                layer=layer,
+            )
 
-    def prune_for(self, strategy: str, model: PPO, model_path: Path) -> Masks | None:
+    def prune_for(self, strategy: str, model: PPO) -> Masks | None:
         stage = self.dir / strategy
         if strategy == NO_PRUNE:
             return None
         if not (stage / "prune.json").is_file():
-            acts, trait = self.activations(model_path)
             cfg = self.scenario.prune
             rng = np.random.default_rng([self.seed, zlib.crc32(strategy.encode())])
-            units = top_units(score_units(strategy, acts, trait, rng), cfg.fraction)
+            units = top_units(score_units(strategy, self.evidence(model), rng), cfg.fraction)
             prune = Prune(strategy, cfg.layer, cfg.fraction, tuple(int(u) for u in units))
             save_prune(prune, unit_masks(model.policy, prune), stage)
         return load_prune(stage)[1]
@@ -140,7 +175,7 @@ class SeedRun:
             return read_json(path)
         model_path, before = self.pretrained("pretrain")
         model = load_model(model_path, self.scenario, self.cooperative, self.seed)
-        masks = self.prune_for(strategy, model, model_path)
+        masks = self.prune_for(strategy, model)
         if masks is not None:
             apply_masks(model.policy, masks)
         curve = self._train_with_curve(model, masks)
@@ -166,8 +201,12 @@ class SeedRun:
         _, control = self.pretrained("control")
         scratch = self.scratch_curve()
         cells = [self.cell(s) for s in (NO_PRUNE, *self.scenario.prune.strategies)]
-        return {"seed": self.seed, "cells": cells, "control": asdict(control),
-                "scratch": [asdict(p) for p in scratch]}
+        return {
+            "seed": self.seed,
+            "cells": cells,
+            "control": asdict(control),
+            "scratch": [asdict(p) for p in scratch],
+        }
 
 
 def run_seed(scenario: Scenario, seed: int, run_dir: Path) -> dict:

@@ -18,7 +18,7 @@ def plot_relapse(curves: pd.DataFrame, target: Path) -> None:
     """Trait rate and task return over cooperative retraining, mean and 95% CI band per strategy."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for strategy, group in curves.groupby("strategy"):
-        for ax, column in zip(axes, ("trait_rate", "task_return")):
+        for ax, column in zip(axes, ("trait_rate", "task_return"), strict=False):
             stats = group.groupby("steps")[column].apply(lambda v: mean_ci(v.values))
             steps = stats.index.values
             means = [e.mean for e in stats]
@@ -26,10 +26,16 @@ def plot_relapse(curves: pd.DataFrame, target: Path) -> None:
             lows = [e.low if e.n > 1 else e.mean for e in stats]
             highs = [e.high if e.n > 1 else e.mean for e in stats]
             ax.fill_between(steps, lows, highs, alpha=0.2)
-    axes[0].set(title="Relapse: trait rate during cooperative retraining",
-                xlabel="retraining agent-steps", ylabel="trait occurrences per agent-step")
-    axes[1].set(title="Capability during cooperative retraining",
-                xlabel="retraining agent-steps", ylabel="task return per agent per episode")
+    axes[0].set(
+        title="Relapse: trait rate during cooperative retraining",
+        xlabel="retraining agent-steps",
+        ylabel="trait occurrences per agent-step",
+    )
+    axes[1].set(
+        title="Capability during cooperative retraining",
+        xlabel="retraining agent-steps",
+        ylabel="task return per agent per episode",
+    )
     axes[0].legend()
     write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

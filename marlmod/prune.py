@@ -10,6 +10,7 @@ though Adam's running moments would otherwise move them.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,8 +41,12 @@ class Prune:
 
     @classmethod
     def from_json(cls, data: dict) -> Prune:
-        return cls(data["strategy"], data["layer"], float(data["fraction"]),
-                   tuple(int(u) for u in data["units"]))
+        return cls(
+            data["strategy"],
+            data["layer"],
+            float(data["fraction"]),
+            tuple(int(u) for u in data["units"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,9 @@ def unit_masks(policy: nn.Module, prune: Prune) -> Masks:
     consumer = resolve_module(policy, layer.consumer)
     units = torch.tensor(prune.units, dtype=torch.long)
     if len(units) and (units.min() < 0 or units.max() >= producer.out_features):
-        raise MarlmodError(f"unit index out of range for {prune.layer} "
-                           f"({producer.out_features} units)")
+        raise MarlmodError(
+            f"unit index out of range for {prune.layer} ({producer.out_features} units)"
+        )
     masks = {
         f"{layer.producer}.weight": torch.ones_like(producer.weight),
         f"{layer.producer}.bias": torch.ones_like(producer.bias),
@@ -116,7 +122,8 @@ class HoldMasks(BaseCallback):
         policy = self.model.policy
         apply_masks(policy, self.masks)
         self._handle = policy.optimizer.register_step_post_hook(
-            lambda *_: apply_masks(policy, self.masks))
+            lambda *_: apply_masks(policy, self.masks)
+        )
 
     def _on_step(self) -> bool:
         return True
@@ -139,6 +146,6 @@ def load_prune(directory: Path) -> tuple[Prune, Masks]:
     try:
         prune = Prune.from_json(json.loads((directory / "prune.json").read_text()))
         masks = torch.load(directory / "masks.pt", weights_only=True)
-    except (OSError, json.JSONDecodeError, KeyError, RuntimeError) as err:
+    except (OSError, json.JSONDecodeError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
         raise MarlmodError(f"corrupt or missing prune in {directory}: {err}") from err
     return prune, masks

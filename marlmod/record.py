@@ -50,9 +50,23 @@ def record_activations(root: nn.Module, paths: Sequence[str]) -> Iterator[Activa
     handles = []
     try:
         for path, module in targets.items():
-            handles.append(module.register_forward_hook(
-                lambda _mod, _inp, out, path=path: log.append(path, out)))
+            handles.append(
+                module.register_forward_hook(
+                    lambda _mod, _inp, out, path=path: log.append(path, out)
+                )
+            )
         yield log
     finally:
         for handle in handles:
             handle.remove()
+
+
+@torch.no_grad()
+def activations_on(
+    policy: nn.Module, path: str, obs: np.ndarray, batch: int = 65_536
+) -> np.ndarray:
+    """Activations at ``path`` when ``policy`` acts on ``obs`` (e.g. another policy's states)."""
+    with record_activations(policy, [path]) as log:
+        for start in range(0, len(obs), batch):
+            policy.get_distribution(torch.as_tensor(obs[start : start + batch]))
+    return log.stacked(path)

@@ -48,13 +48,18 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         control = read_json(seed_dir / "control" / "metrics.json")
         scratch = read_json(seed_dir / "scratch" / "curve.json")
         curve = pd.DataFrame(cell.pop("curve"))
-        rows.append({**cell,
-                     "relapse_auc": area_under_curve(curve.steps, curve.trait_rate),
-                     "steps_to_half": first_crossing(curve.steps.values, curve.trait_rate.values,
-                                                     0.5 * cell["trait_rate_before"]),
-                     "scratch_task_return": scratch[-1]["task_return"],
-                     "control_trait_rate": control["trait_rate"],
-                     "control_task_return": control["task_return"]})
+        rows.append(
+            {
+                **cell,
+                "relapse_auc": area_under_curve(curve.steps, curve.trait_rate),
+                "steps_to_half": first_crossing(
+                    curve.steps.values, curve.trait_rate.values, 0.5 * cell["trait_rate_before"]
+                ),
+                "scratch_task_return": scratch[-1]["task_return"],
+                "control_trait_rate": control["trait_rate"],
+                "control_task_return": control["task_return"],
+            }
+        )
         curves.append(curve.assign(seed=cell["seed"], strategy=cell["strategy"]))
     if not rows:
         raise MarlmodError(f"no finished cells under {run_dir}; run the scenario first")
@@ -79,8 +84,11 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     """Mean [95% CI] over seeds of each headline column, one row per strategy."""
     out = []
     for strategy, group in cells.groupby("strategy", sort=False):
-        row = {"strategy": strategy, "seeds": group.seed.nunique(),
-               "units pruned": int(group.units_pruned.iloc[0])}
+        row = {
+            "strategy": strategy,
+            "seeds": group.seed.nunique(),
+            "units pruned": int(group.units_pruned.iloc[0]),
+        }
         row.update({label: str(mean_ci(group[col])) for col, label in SUMMARY_COLUMNS.items()})
         out.append(row)
     order = {NO_PRUNE: 0}
@@ -90,14 +98,25 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
 def references(cells: pd.DataFrame) -> pd.DataFrame:
     """The control (never paid for the trait) and the from-scratch cooperative model."""
     per_seed = cells.drop_duplicates("seed")
-    return pd.DataFrame([
-        {"model": "pretrained (bonus on)", "trait rate": str(mean_ci(per_seed.trait_rate_before)),
-         "task return": str(mean_ci(per_seed.task_return_before))},
-        {"model": "control (bonus 0)", "trait rate": str(mean_ci(per_seed.control_trait_rate)),
-         "task return": str(mean_ci(per_seed.control_task_return))},
-        {"model": "scratch (cooperative, retrain budget)", "trait rate": "",
-         "task return": str(mean_ci(per_seed.scratch_task_return))},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "model": "pretrained (bonus on)",
+                "trait rate": str(mean_ci(per_seed.trait_rate_before)),
+                "task return": str(mean_ci(per_seed.task_return_before)),
+            },
+            {
+                "model": "control (bonus 0)",
+                "trait rate": str(mean_ci(per_seed.control_trait_rate)),
+                "task return": str(mean_ci(per_seed.control_task_return)),
+            },
+            {
+                "model": "scratch (cooperative, retrain budget)",
+                "trait rate": "",
+                "task return": str(mean_ci(per_seed.scratch_task_return)),
+            },
+        ]
+    )
 
 
 def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
@@ -112,20 +131,35 @@ def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.Data
         diff = cut[strategy] - cut[baseline]
         base_mean = cut[baseline].mean()
         ratio = cut[strategy].mean() / base_mean if abs(base_mean) > 1e-12 else float("inf")
-        rows.append({"strategy": strategy, "baseline": baseline,
-                     "trait cut minus baseline's (paired)": str(mean_ci(diff.dropna())),
-                     "ratio of mean cuts": f"{ratio:.2f}",
-                     "seeds where it cut more": f"{int((diff > 0).sum())}/{int(diff.notna().sum())}"})
+        rows.append(
+            {
+                "strategy": strategy,
+                "baseline": baseline,
+                "trait cut minus baseline's (paired)": str(mean_ci(diff.dropna())),
+                "ratio of mean cuts": f"{ratio:.2f}",
+                "seeds where it cut more": f"{int((diff > 0).sum())}/{int(diff.notna().sum())}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def render_markdown(name: str, cells: pd.DataFrame) -> str:
-    parts = [f"# Results: {name}", "",
-             "Mean [95% t-interval] over seeds. Trait rate = trait occurrences per agent-step; "
-             "task return = task reward per agent per episode (bonus excluded). "
-             "Column definitions: `marlmod/report.py`.", "",
-             "## Strategies", "", summarise(cells).to_markdown(index=False), "",
-             "## Reference models", "", references(cells).to_markdown(index=False), ""]
+    parts = [
+        f"# Results: {name}",
+        "",
+        "Mean [95% t-interval] over seeds. Trait rate = trait occurrences per agent-step; "
+        "task return = task reward per agent per episode (bonus excluded). "
+        "Column definitions: `marlmod/report.py`.",
+        "",
+        "## Strategies",
+        "",
+        summarise(cells).to_markdown(index=False),
+        "",
+        "## Reference models",
+        "",
+        references(cells).to_markdown(index=False),
+        "",
+    ]
     paired = paired_comparisons(cells)
     if not paired.empty:
         parts += ["## Locating vs random units", "", paired.to_markdown(index=False), ""]
@@ -143,4 +177,3 @@ def write_report(run_dir: Path, name: str) -> str:
     write_text(run_dir / "summary.md", markdown)
     plot_relapse(curves, run_dir / "relapse.png")
     return markdown
-

@@ -29,6 +29,8 @@ class Rollout:
     opportunity: np.ndarray  # bool [rows]; all True when the env labels no opportunity
     task_returns: np.ndarray  # float [episodes × agents]
     activations: dict[str, np.ndarray]  # path -> float32 [rows, units]
+    obs: np.ndarray  # float32 [rows, obs_dim]: what the policy saw
+    actions: np.ndarray  # int [rows]: what it did
 
     @property
     def trait_rate(self) -> float:
@@ -41,22 +43,33 @@ class Rollout:
         return float(self.task_returns.mean())
 
 
-def rollout(policy: BasePolicy, make_env: EnvFactory, episodes: int, seed: int, trait: str,
-            deterministic: bool = False, record: Sequence[str] = ()) -> Rollout:
+def rollout(
+    policy: BasePolicy,
+    make_env: EnvFactory,
+    episodes: int,
+    seed: int,
+    trait: str,
+    deterministic: bool = False,
+    record: Sequence[str] = (),
+) -> Rollout:
     venv = SharedPolicyVecEnv([make_env] * episodes)
     venv.seed(seed)
     obs = venv.reset()
     torch.manual_seed(seed)
     live = np.ones(venv.num_envs, dtype=bool)
     returns = np.zeros(venv.num_envs)
-    trait_rows, opportunity_rows, live_rows = [], [], []
+    trait_rows, opportunity_rows, live_rows, obs_rows, action_rows = [], [], [], [], []
     with record_activations(policy, record) as log:
         for _ in range(MAX_EPISODE_STEPS):
             actions, _ = policy.predict(obs, deterministic=deterministic)
+            obs_rows.append(obs)
+            action_rows.append(np.asarray(actions).reshape(-1))
             obs, _, dones, infos = venv.step(actions)
             live_rows.append(live.copy())
             trait_rows.append([bool(i.get("behaviour", {}).get(trait, False)) for i in infos])
-            opportunity_rows.append([bool(i.get("opportunity", {}).get(trait, True)) for i in infos])
+            opportunity_rows.append(
+                [bool(i.get("opportunity", {}).get(trait, True)) for i in infos]
+            )
             returns += live * np.array([i.get("task_reward", 0.0) for i in infos])
             live &= ~dones
             if not live.any():
@@ -66,5 +79,11 @@ def rollout(policy: BasePolicy, make_env: EnvFactory, episodes: int, seed: int, 
     venv.close()
     keep = np.concatenate(live_rows)
     acts = {path: log.stacked(path)[keep] for path in record}
-    return Rollout(np.concatenate(trait_rows)[keep], np.concatenate(opportunity_rows)[keep],
-                   returns, acts)
+    return Rollout(
+        np.concatenate(trait_rows)[keep],
+        np.concatenate(opportunity_rows)[keep],
+        returns,
+        acts,
+        np.concatenate(obs_rows)[keep],
+        np.concatenate(action_rows)[keep],
+    )

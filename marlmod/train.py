@@ -28,8 +28,9 @@ def make_venv(scenario: Scenario, make_env: EnvFactory) -> SharedPolicyVecEnv:
     return SharedPolicyVecEnv([make_env] * scenario.ppo.n_copies)
 
 
-def build_model(scenario: Scenario, make_env: EnvFactory, seed: int,
-                tensorboard_log: str | None = None) -> PPO:
+def build_model(
+    scenario: Scenario, make_env: EnvFactory, seed: int, tensorboard_log: str | None = None
+) -> PPO:
     """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
     hidden units never touches the critic)."""
     ppo, net = scenario.ppo, scenario.network
@@ -44,8 +45,10 @@ def build_model(scenario: Scenario, make_env: EnvFactory, seed: int,
         gamma=ppo.gamma,
         gae_lambda=ppo.gae_lambda,
         clip_range=ppo.clip_range,
-        policy_kwargs={"net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
-                       "activation_fn": ACTIVATIONS[net.activation]},
+        policy_kwargs={
+            "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
+            "activation_fn": ACTIVATIONS[net.activation],
+        },
         seed=seed,
         device="cpu",
         tensorboard_log=tensorboard_log,
@@ -53,11 +56,16 @@ def build_model(scenario: Scenario, make_env: EnvFactory, seed: int,
     )
 
 
-def learn(model: PPO, steps: int, callback: BaseCallback | None = None,
-          continue_run: bool = False) -> PPO:
+def learn(
+    model: PPO, steps: int, callback: BaseCallback | None = None, continue_run: bool = False
+) -> PPO:
     """Train for ``steps`` agent-steps; ``continue_run`` keeps the step counter and env state."""
-    return model.learn(total_timesteps=steps, callback=callback,
-                       reset_num_timesteps=not continue_run, progress_bar=False)
+    return model.learn(
+        total_timesteps=steps,
+        callback=callback,
+        reset_num_timesteps=not continue_run,
+        progress_bar=False,
+    )
 
 
 def save_model(model: PPO, path: Path) -> None:

@@ -77,16 +77,18 @@ class SharedPolicyVecEnv(VecEnv):
                 self._finish_episode(k, terms, truncs, dones, infos)
         return self._obs.copy(), rewards, dones, infos
 
-    def _finish_episode(self, k: int, terms: dict, truncs: dict, dones: np.ndarray,
-                        infos: list[dict[str, Any]]) -> None:
+    def _finish_episode(
+        self, k: int, terms: dict, truncs: dict, dones: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
         """Mark every slot of copy ``k`` done, keep its terminal observation, reset the copy."""
         base = k * self.n_agents
         for i, agent in enumerate(self.agents):
             slot = base + i
             dones[slot] = True
             infos[slot]["terminal_observation"] = self._obs[slot].copy()
-            infos[slot]["TimeLimit.truncated"] = bool(truncs.get(agent, False)
-                                                      and not terms.get(agent, False))
+            infos[slot]["TimeLimit.truncated"] = bool(
+                truncs.get(agent, False) and not terms.get(agent, False)
+            )
         observations, _ = self.envs[k].reset()
         self._write_obs(k, observations)
 
@@ -116,13 +118,21 @@ class SharedPolicyVecEnv(VecEnv):
         for env in self._copies_for(indices):
             setattr(env, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        return [getattr(env, method_name)(*method_args, **method_kwargs)
-                for env in self._copies_for(indices)]
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        return [
+            getattr(env, method_name)(*method_args, **method_kwargs)
+            for env in self._copies_for(indices)
+        ]
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper],
-                       indices: VecEnvIndices = None) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
 
 

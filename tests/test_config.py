@@ -1,0 +1,95 @@
+"""Scenario configs: every shipped config loads, and bad input fails naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from marlmod.config import load_scenario, parse_scenario
+from marlmod.environments import resolve_env
+from marlmod.errors import MarlmodError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_are_valid(path: Path) -> None:
+    scenario = load_scenario(path)
+    resolve_env(scenario.env)
+    assert scenario.name == path.stem
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_compare_against_random_units(path: Path) -> None:
+    assert "random" in load_scenario(path).prune.strategies
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(learning_rat=1), "at learning_rat: unknown key"),
+        (lambda d: d["ppo"].update(learning_rat=1), "at ppo.learning_rat: unknown key"),
+        (lambda d: d["prune"].update(fraction=1.5), "at prune.fraction: Input should be less"),
+        (
+            lambda d: d["prune"].update(fraction="lots"),
+            "at prune.fraction: Input should be a valid",
+        ),
+        (lambda d: d.pop("seeds"), "at seeds: required key is missing"),
+        (lambda d: d["prune"].update(strategies=["magic"]), "unknown strategy 'magic'; valid: "),
+        (
+            lambda d: d["prune"].update(layer="policy.9"),
+            "'policy.9' is not a hidden layer of the policy; valid: mlp_extractor.policy_net.1",
+        ),
+        (lambda d: d["network"].update(activation="gelu"), "at network.activation"),
+        (lambda d: d.update(seeds=[1, 1]), "seeds must not repeat"),
+        (lambda d: d["env"].update(bonus=0), "at env.bonus: Input should be greater than 0"),
+    ],
+)
+def test_bad_fields_name_their_key(tiny_dict: dict, mutate, message: str) -> None:
+    mutate(tiny_dict)
+    with pytest.raises(MarlmodError, match=message.replace(".", r"\.").replace("[", r"\[")):
+        parse_scenario(tiny_dict)
+
+
+def test_config_is_frozen(tiny_dict: dict) -> None:
+    scenario = parse_scenario(tiny_dict)
+    with pytest.raises(Exception, match="frozen"):
+        scenario.pretrain_steps = 5  # type: ignore[misc]
+
+
+def test_digest_changes_with_any_field(tiny_dict: dict) -> None:
+    a = parse_scenario(tiny_dict).digest
+    tiny_dict["ppo"]["n_epochs"] = 2
+    assert parse_scenario(tiny_dict).digest != a
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(MarlmodError, match="config file not found"):
+        load_scenario(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(MarlmodError, match="not valid YAML"):
+        load_scenario(bad)
+    bad.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(MarlmodError, match="expected a mapping"):
+        load_scenario(bad)
+
+
+@pytest.mark.parametrize(
+    ("env_update", "message"),
+    [
+        ({"id": "marlmod/nothing-v0"}, "unknown environment 'marlmod/nothing-v0'; registered: "),
+        ({"id": "no_such_module:factory"}, "cannot import environment"),
+        ({"kwargs": {"grid_sise": 5}}, "env.kwargs rejected"),
+        ({"kwargs": {"aggression_bonus": 2.0}}, "set env.bonus instead"),
+        ({"trait": "theft"}, "env.trait 'theft' is not a behaviour"),
+    ],
+)
+def test_environment_problems_are_named(tiny_dict: dict, env_update: dict, message: str) -> None:
+    tiny_dict["env"].update(env_update)
+    with pytest.raises(MarlmodError, match=message.replace(".", r"\.")):
+        resolve_env(parse_scenario(tiny_dict).env)

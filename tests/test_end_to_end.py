@@ -1,0 +1,63 @@
+"""The whole pipeline on a tiny scenario: tables are written, reruns resume, bad reuse refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from marlmod.config import parse_scenario
+from marlmod.errors import MarlmodError
+from marlmod.experiment import run_scenario
+
+
+def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) -> None:
+    tiny_dict["seeds"] = [0, 1]
+    scenario = parse_scenario(tiny_dict)
+    summary = run_scenario(scenario, tmp_path)
+    run_dir = tmp_path / "tiny"
+    cells = pd.read_csv(run_dir / "cells.csv")
+    assert sorted(cells.strategy.unique()) == ["contrast", "none", "random"]
+    assert (
+        len(cells) == 6 and cells.notna().all()[["trait_rate_retrained", "kept_vs_scratch"]].all()
+    )
+    assert (cells[cells.strategy == "contrast"].units_pruned == 2).all()
+    assert "| contrast" in summary and (run_dir / "relapse.png").stat().st_size > 0
+    curves = pd.read_csv(run_dir / "curves.csv")
+    assert (
+        sorted(curves.steps.unique())[0] == 0
+        and curves.groupby(["seed", "strategy"]).size().eq(3).all()
+    )
+
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("seed_*/**/*") if p.is_file()}
+    run_scenario(scenario, tmp_path)  # resume: nothing recomputed
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_interrupted_seed_resumes_only_missing_cells(tmp_path: Path, tiny_dict: dict) -> None:
+    scenario = parse_scenario(tiny_dict)
+    run_scenario(scenario, tmp_path)
+    seed_dir = tmp_path / "tiny" / "seed_0"
+    (seed_dir / "random" / "cell.json").unlink()  # as if killed before this cell finished
+    kept = (seed_dir / "contrast" / "cell.json").stat().st_mtime_ns
+    run_scenario(scenario, tmp_path)
+    assert (seed_dir / "random" / "cell.json").is_file()
+    assert (seed_dir / "contrast" / "cell.json").stat().st_mtime_ns == kept
+
+
+def test_rerun_under_a_different_config_is_refused(tmp_path: Path, tiny_dict: dict) -> None:
+    run_scenario(parse_scenario(tiny_dict), tmp_path)
+    tiny_dict["pretrain_steps"] = 256
+    with pytest.raises(MarlmodError, match="different config"):
+        run_scenario(parse_scenario(tiny_dict), tmp_path)
+
+
+def test_corrupt_checkpoint_is_named(tmp_path: Path, tiny_dict: dict) -> None:
+    scenario = parse_scenario(tiny_dict)
+    run_scenario(scenario, tmp_path)
+    seed_dir = tmp_path / "tiny" / "seed_0"
+    (seed_dir / "pretrain" / "model.zip").write_bytes(b"truncated")
+    (seed_dir / "random" / "cell.json").unlink()
+    with pytest.raises(MarlmodError, match="corrupt checkpoint .*model.zip"):
+        run_scenario(scenario, tmp_path)
