@@ -32,6 +32,11 @@ class EnvConfig(_Frozen):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor kwargs")
     bonus: float = Field(gt=0, description="Misbehaviour bonus during pretraining")
     trait: str = Field(description="Behaviour label (in infos['behaviour']) that is the trait")
+    trait_role: str | None = Field(
+        None,
+        description="Only agents whose infos['role'] is this can show the trait: trait "
+        "rates and locating use their steps alone (e.g. 'sender' in a deception game)",
+    )
 
 
 class NetworkConfig(_Frozen):

@@ -18,7 +18,7 @@ Layout of one seed's directory::
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ RECORD_SEED_OFFSET = 20_000
 class Metrics:
     trait_rate: float
     task_return: float
+    role_returns: dict[str, float] = field(default_factory=dict)  # task return per role
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class CurvePoint:
     steps: int
     trait_rate: float
     task_return: float
+    role_returns: dict[str, float] = field(default_factory=dict)
 
 
 class SeedRun:
@@ -76,7 +78,11 @@ class SeedRun:
             self.trait,
             ev.deterministic,
         )
-        return Metrics(result.trait_rate, result.task_return)
+        return Metrics(
+            result.trait_rate(self.scenario.env.trait_role),
+            result.task_return,
+            result.task_return_by_role(),
+        )
 
     # ---------------------------------------------------------------- pretraining
     def pretrained(self, name: str) -> tuple[Path, Metrics]:
@@ -115,19 +121,19 @@ class SeedRun:
                 self.scenario.evaluation.deterministic,
                 record=[layer],
             )
+            rows = rec.rows_of(self.scenario.env.trait_role)  # only agents that can show it
             control_path, _ = self.pretrained("control")
             control = load_model(control_path, self.scenario, self.cooperative, self.seed)
-            control_acts = activations_on(control.policy, layer, rec.obs)
             write_with(
                 path,
                 lambda tmp: np.savez_compressed(
                     tmp,
-                    activations=rec.activations[layer],
-                    trait=rec.trait,
-                    opportunity=rec.opportunity,
-                    obs=rec.obs,
-                    actions=rec.actions,
-                    control_activations=control_acts,
+                    activations=rec.activations[layer][rows],
+                    trait=rec.trait[rows],
+                    opportunity=rec.opportunity[rows],
+                    obs=rec.obs[rows],
+                    actions=rec.actions[rows],
+                    control_activations=activations_on(control.policy, layer, rec.obs[rows]),
                 ),
             )
         with np.load(path) as data:
@@ -160,12 +166,19 @@ class SeedRun:
         cfg = self.scenario.retrain
         chunk = max(1, cfg.steps // cfg.eval_points)
         first = self.evaluate(model)
-        curve = [CurvePoint(0, first.trait_rate, first.task_return)]
+        curve = [CurvePoint(0, first.trait_rate, first.task_return, first.role_returns)]
         callback = HoldMasks(masks) if masks is not None else None
         for i in range(cfg.eval_points):
             learn(model, chunk, callback=callback, continue_run=i > 0)
             metrics = self.evaluate(model)
-            curve.append(CurvePoint(model.num_timesteps, metrics.trait_rate, metrics.task_return))
+            curve.append(
+                CurvePoint(
+                    model.num_timesteps,
+                    metrics.trait_rate,
+                    metrics.task_return,
+                    metrics.role_returns,
+                )
+            )
         return curve
 
     def cell(self, strategy: str) -> dict:

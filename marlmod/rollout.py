@@ -31,16 +31,28 @@ class Rollout:
     activations: dict[str, np.ndarray]  # path -> float32 [rows, units]
     obs: np.ndarray  # float32 [rows, obs_dim]: what the policy saw
     actions: np.ndarray  # int [rows]: what it did
+    roles: np.ndarray  # str [rows]: infos[agent]["role"] ("" when the env has no roles)
+    return_roles: np.ndarray  # str [episodes × agents]: the role behind each task return
 
-    @property
-    def trait_rate(self) -> float:
-        """Trait occurrences per agent-step."""
-        return float(self.trait.mean())
+    def trait_rate(self, role: str | None = None) -> float:
+        """Trait occurrences per agent-step (of agents in ``role`` only, if given)."""
+        return float(self.trait[self.rows_of(role)].mean())
+
+    def rows_of(self, role: str | None) -> np.ndarray:
+        return np.ones(len(self.trait), bool) if role is None else self.roles == role
 
     @property
     def task_return(self) -> float:
         """Mean task reward per agent per episode (capability; bonus excluded)."""
         return float(self.task_returns.mean())
+
+    def task_return_by_role(self) -> dict[str, float]:
+        """Mean task return per role; empty for an env without roles."""
+        return {
+            str(r): float(self.task_returns[self.return_roles == r].mean())
+            for r in np.unique(self.return_roles)
+            if r
+        }
 
 
 def rollout(
@@ -58,7 +70,9 @@ def rollout(
     torch.manual_seed(seed)
     live = np.ones(venv.num_envs, dtype=bool)
     returns = np.zeros(venv.num_envs)
-    trait_rows, opportunity_rows, live_rows, obs_rows, action_rows = [], [], [], [], []
+    trait_rows, opportunity_rows, live_rows, obs_rows, action_rows, role_rows = (
+        [] for _ in range(6)
+    )
     with record_activations(policy, record) as log:
         for _ in range(MAX_EPISODE_STEPS):
             actions, _ = policy.predict(obs, deterministic=deterministic)
@@ -70,6 +84,7 @@ def rollout(
             opportunity_rows.append(
                 [bool(i.get("opportunity", {}).get(trait, True)) for i in infos]
             )
+            role_rows.append(np.array([str(i.get("role", "")) for i in infos]))
             returns += live * np.array([i.get("task_reward", 0.0) for i in infos])
             live &= ~dones
             if not live.any():
@@ -79,6 +94,7 @@ def rollout(
     venv.close()
     keep = np.concatenate(live_rows)
     acts = {path: log.stacked(path)[keep] for path in record}
+    roles = np.concatenate(role_rows)
     return Rollout(
         np.concatenate(trait_rows)[keep],
         np.concatenate(opportunity_rows)[keep],
@@ -86,4 +102,6 @@ def rollout(
         acts,
         np.concatenate(obs_rows)[keep],
         np.concatenate(action_rows)[keep],
+        roles[keep],
+        role_rows[0] if role_rows else np.array([], dtype=str),
     )
