@@ -39,3 +39,34 @@ def plot_relapse(curves: pd.DataFrame, target: Path) -> None:
     axes[0].legend()
     write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+
+
+def plot_pareto(cells: pd.DataFrame, target: Path) -> None:
+    """Trait removed vs capability kept after retraining, per strategy (mean ± 95% CI)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
+    for strategy, group in cells.groupby("strategy"):
+        removed = mean_ci(1 - group.relapse_fraction)
+        kept = mean_ci(group.kept_vs_scratch)
+        ax.errorbar(
+            removed.mean,
+            kept.mean,
+            label=strategy,
+            marker="o",
+            capsize=3,
+            xerr=_half_widths(removed),
+            yerr=_half_widths(kept),
+        )
+    ax.set(
+        xlabel="trait removed after retraining (1 − retrained / pretrained rate)",
+        ylabel="capability kept (task return ÷ from-scratch model's)",
+        title="Trait removed vs capability kept",
+    )
+    ax.legend()
+    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def _half_widths(estimate) -> list[list[float]] | None:
+    if estimate.n < 2:
+        return None
+    return [[estimate.mean - estimate.low], [estimate.high - estimate.mean]]

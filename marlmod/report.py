@@ -24,7 +24,14 @@ import pandas as pd
 from marlmod.atomic import read_json, write_text
 from marlmod.errors import MarlmodError
 from marlmod.pipeline import NO_PRUNE
-from marlmod.stats import area_under_curve, first_crossing, mean_ci
+from marlmod.stats import (
+    CIMethod,
+    area_under_curve,
+    first_crossing,
+    iqm,
+    mean_ci,
+    probability_of_improvement,
+)
 
 SUMMARY_COLUMNS = {
     "trait_rate_before": "trait before",
@@ -48,6 +55,11 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         control = read_json(seed_dir / "control" / "metrics.json")
         scratch = read_json(seed_dir / "scratch" / "curve.json")
         curve = pd.DataFrame(cell.pop("curve"))
+        role_returns = curve.pop("role_returns") if "role_returns" in curve else None
+        if role_returns is not None:
+            for stage, point in (("pruned", 0), ("retrained", -1)):
+                for role, value in role_returns.iloc[point].items():
+                    cell[f"task_return_{stage}[{role}]"] = value
         rows.append(
             {
                 **cell,
@@ -80,7 +92,17 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return num / den.where(den.abs() > 1e-12)
 
 
-def summarise(cells: pd.DataFrame) -> pd.DataFrame:
+def summary_columns(cells: pd.DataFrame) -> dict[str, str]:
+    """Headline columns plus per-role task returns when the env has roles."""
+    roles = {
+        c: c.replace("task_return_", "task return ").replace("[", " [")
+        for c in cells.columns
+        if c.startswith("task_return_") and "[" in c
+    }
+    return {**SUMMARY_COLUMNS, **roles}
+
+
+def summarise(cells: pd.DataFrame, method: CIMethod = "bootstrap") -> pd.DataFrame:
     """Mean [95% CI] over seeds of each headline column, one row per strategy."""
     out = []
     for strategy, group in cells.groupby("strategy", sort=False):
@@ -89,31 +111,62 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
             "seeds": group.seed.nunique(),
             "units pruned": int(group.units_pruned.iloc[0]),
         }
-        row.update({label: str(mean_ci(group[col])) for col, label in SUMMARY_COLUMNS.items()})
+        row.update(
+            {
+                label: str(mean_ci(group[col], method=method))
+                for col, label in summary_columns(cells).items()
+            }
+        )
         out.append(row)
     order = {NO_PRUNE: 0}
     return pd.DataFrame(out).sort_values("strategy", key=lambda s: s.map(order).fillna(1))
 
 
+def tidy_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Machine-readable summary: one row per strategy × metric, both interval kinds and IQM."""
+    rows = []
+    for strategy, group in cells.groupby("strategy"):
+        for col in summary_columns(cells):
+            boot, t = mean_ci(group[col], method="bootstrap"), mean_ci(group[col], method="t")
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "metric": col,
+                    "n": boot.n,
+                    "mean": boot.mean,
+                    "iqm": iqm(group[col]),
+                    "bootstrap_low": boot.low,
+                    "bootstrap_high": boot.high,
+                    "t_low": t.low,
+                    "t_high": t.high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def references(cells: pd.DataFrame) -> pd.DataFrame:
     """The control (never paid for the trait) and the from-scratch cooperative model."""
     per_seed = cells.drop_duplicates("seed")
+
+    def boot(values: pd.Series) -> object:
+        return mean_ci(values, method="bootstrap")
+
     return pd.DataFrame(
         [
             {
                 "model": "pretrained (bonus on)",
-                "trait rate": str(mean_ci(per_seed.trait_rate_before)),
-                "task return": str(mean_ci(per_seed.task_return_before)),
+                "trait rate": str(boot(per_seed.trait_rate_before)),
+                "task return": str(boot(per_seed.task_return_before)),
             },
             {
                 "model": "control (bonus 0)",
-                "trait rate": str(mean_ci(per_seed.control_trait_rate)),
-                "task return": str(mean_ci(per_seed.control_task_return)),
+                "trait rate": str(boot(per_seed.control_trait_rate)),
+                "task return": str(boot(per_seed.control_task_return)),
             },
             {
                 "model": "scratch (cooperative, retrain budget)",
                 "trait rate": "",
-                "task return": str(mean_ci(per_seed.scratch_task_return)),
+                "task return": str(boot(per_seed.scratch_task_return)),
             },
         ]
     )
@@ -138,42 +191,67 @@ def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.Data
                 "trait cut minus baseline's (paired)": str(mean_ci(diff.dropna())),
                 "ratio of mean cuts": f"{ratio:.2f}",
                 "seeds where it cut more": f"{int((diff > 0).sum())}/{int(diff.notna().sum())}",
+                "P(cut > baseline's)": round(
+                    probability_of_improvement(cut[strategy], cut[baseline]), 2
+                ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def report_tables(cells: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The tables of a report, each with a sentence saying how to read it."""
+    tables = {
+        "Strategies": (
+            "Mean [95% percentile-bootstrap CI] over seeds (Student-t intervals, wider at few "
+            "seeds, and IQMs are in `summary.csv`).",
+            summarise(cells),
+        ),
+        "Reference models": ("Mean [95% percentile-bootstrap CI] over seeds.", references(cells)),
+    }
+    paired = paired_comparisons(cells)
+    if not paired.empty:
+        tables["Locating vs random units"] = (
+            "Trait cut = trait rate before − right after pruning, paired by seed (same "
+            "pretrained model, same evaluation episodes); mean [95% t-interval]. P(cut > "
+            "baseline's) is the probability of improvement over seeds (Mann–Whitney).",
+            paired,
+        )
+    return tables
 
 
 def render_markdown(name: str, cells: pd.DataFrame) -> str:
     parts = [
         f"# Results: {name}",
         "",
-        "Mean [95% t-interval] over seeds. Trait rate = trait occurrences per agent-step; "
-        "task return = task reward per agent per episode (bonus excluded). "
+        "Trait rate = trait occurrences per agent-step; task return = task reward per agent per "
+        "episode (bonus excluded); both measured in the cooperative env with sampled actions. "
         "Column definitions: `marlmod/report.py`.",
         "",
-        "## Strategies",
-        "",
-        summarise(cells).to_markdown(index=False),
-        "",
-        "## Reference models",
-        "",
-        references(cells).to_markdown(index=False),
-        "",
     ]
-    paired = paired_comparisons(cells)
-    if not paired.empty:
-        parts += ["## Locating vs random units", "", paired.to_markdown(index=False), ""]
+    for title, (note, table) in report_tables(cells).items():
+        parts += [f"## {title}", "", note, "", table.to_markdown(index=False), ""]
     return "\n".join(parts)
 
 
+def render_html(name: str, cells: pd.DataFrame) -> str:
+    body = [f"<h1>Results: {name}</h1>"]
+    for title, (note, table) in report_tables(cells).items():
+        body += [f"<h2>{title}</h2>", f"<p>{note}</p>", table.to_html(index=False)]
+    return "<!doctype html><meta charset='utf-8'>" + "\n".join(body) + "\n"
+
+
 def write_report(run_dir: Path, name: str) -> str:
-    """Regenerate ``cells.csv``, ``curves.csv``, ``summary.md`` and the relapse plot."""
-    from marlmod.plots import plot_relapse
+    """Regenerate every table and plot of a run from its per-cell results."""
+    from marlmod.plots import plot_pareto, plot_relapse
 
     cells, curves = load_cells(run_dir)
     write_text(run_dir / "cells.csv", cells.to_csv(index=False))
     write_text(run_dir / "curves.csv", curves.to_csv(index=False))
+    write_text(run_dir / "summary.csv", tidy_summary(cells).to_csv(index=False))
     markdown = render_markdown(name, cells)
     write_text(run_dir / "summary.md", markdown)
+    write_text(run_dir / "summary.html", render_html(name, cells))
     plot_relapse(curves, run_dir / "relapse.png")
+    plot_pareto(cells, run_dir / "pareto.png")
     return markdown

@@ -24,6 +24,10 @@ def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) ->
     )
     assert (cells[cells.strategy == "contrast"].units_pruned == 2).all()
     assert "| contrast" in summary and (run_dir / "relapse.png").stat().st_size > 0
+    for name in ("summary.csv", "summary.html", "summary.md", "pareto.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    tidy = pd.read_csv(run_dir / "summary.csv")
+    assert {"mean", "iqm", "bootstrap_low", "t_high"} <= set(tidy.columns)
     curves = pd.read_csv(run_dir / "curves.csv")
     assert (
         sorted(curves.steps.unique())[0] == 0
