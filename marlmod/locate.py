@@ -5,6 +5,9 @@ the trait label of each row, and optionally the opportunity labels, the observat
 itself and the control policy's activations on the same states — to one score per unit
 (higher = prune first). Strategies are pure functions registered by name in ``STRATEGIES`` and
 selectable in a scenario config; choosing the top units is separate from applying a prune.
+
+The contrast and random baselines live here; the others in ``marlmod.strategies`` (by what they
+read) and ``marlmod.clusterability``. ``split_by_trait`` lives in ``strategies.common``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from marlmod import clusterability
 from marlmod.errors import MarlmodError
+from marlmod.strategies import activations, weights
+from marlmod.strategies.common import cohens_d, split_by_trait
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,7 @@ def standardised_mean_difference(ev: Evidence, rng: np.random.Generator) -> np.n
     trait state and, measured on the aggression scenario, raises the attack rate several-fold.
     A unit constant in both groups scores 0 rather than dividing by zero.
     """
-    on, off = split_by_trait(ev.acts, ev.trait)
-    pooled = np.sqrt(0.5 * (on.var(axis=0) + off.var(axis=0)))
-    diff = on.mean(axis=0) - off.mean(axis=0)
-    return np.divide(diff, pooled, out=np.zeros_like(diff), where=pooled > 1e-12)
+    return cohens_d(*split_by_trait(ev.acts, ev.trait))
 
 
 def random_units(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
@@ -70,6 +73,15 @@ def random_units(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
 STRATEGIES: dict[str, UnitScorer] = {
     "contrast": standardised_mean_difference,
     "random": random_units,
+    "selective": activations.selective,
+    "opportunity": activations.opportunity,
+    "probe": activations.probe,
+    "control": activations.control,
+    "attribution": weights.attribution,
+    "cluster": clusterability.cluster,
+    "weight_magnitude": weights.weight_magnitude,
+    "wanda": weights.wanda,
+    "activation_magnitude": activations.activation_magnitude,
 }
 
 
@@ -87,14 +99,3 @@ def top_units(scores: np.ndarray, fraction: float) -> np.ndarray:
     k = max(1, int(round(fraction * len(scores))))
     order = np.argsort(-scores, kind="stable")
     return np.sort(order[:k])
-
-
-def split_by_trait(acts: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with and without the trait; fails clearly when one group is empty."""
-    labels = labels.astype(bool)
-    if labels.all() or not labels.any():
-        raise MarlmodError(
-            f"cannot contrast: the trait occurred on {int(labels.sum())} of {len(labels)} recorded "
-            "steps; record more episodes or check that pretraining taught the trait"
-        )
-    return acts[labels].astype(np.float64), acts[~labels].astype(np.float64)

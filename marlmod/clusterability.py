@@ -1,0 +1,199 @@
+"""Clusterability of an MLP's weight graph (Filan et al. 2021, "Clusterability in Neural Networks").
+
+The network is a graph: one node per neuron of every layer (inputs, hidden units, outputs), an
+edge between neurons of adjacent layers weighted by |w|. Normalised spectral clustering splits
+it into k clusters, scored by the normalised cut
+
+    n-cut = Σ_i cut(X_i, X̄_i) / vol(X_i)
+
+(cut = total edge weight leaving the cluster, vol = total degree inside it); lower = more
+modular. Whether a net is *more* clusterable than chance is judged against copies whose weights
+were shuffled within each layer, which keeps every layer's weight distribution but destroys any
+structure: we report the n-cut, the shuffled n-cuts, its percentile among them and a z-score.
+Filan et al. find ordinary trained MLPs only slightly more clusterable than their shuffles, so
+report the z-score whatever it says.
+
+Weight matrices use torch's convention, ``[out_features, in_features]``, listed input → output.
+The ``cluster`` locating strategy prunes whole clusters of the policy network at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.cluster import SpectralClustering
+from torch import nn
+
+from marlmod.errors import MarlmodError
+from marlmod.prune import HEAD_AFTER, hidden_layer
+from marlmod.strategies.common import cohens_d, need, split_by_trait
+
+if TYPE_CHECKING:
+    from marlmod.locate import Evidence
+
+N_CLUSTERS = 4  # the smallest k Filan et al. use; ≈ a quarter of each layer per cluster
+POLICY_NET = "mlp_extractor.policy_net"
+
+
+# ---------------------------------------------------------------- the graph
+def layer_sizes(weights: list[np.ndarray]) -> list[int]:
+    """Neurons per layer (inputs first); fails if consecutive matrices do not chain."""
+    if not weights:
+        raise MarlmodError("a network needs at least one weight matrix")
+    sizes = [weights[0].shape[1]]
+    for i, w in enumerate(weights):
+        if w.ndim != 2 or w.shape[1] != sizes[-1]:
+            raise MarlmodError(f"weight {i} has shape {w.shape}; expected [out, {sizes[-1]}]")
+        sizes.append(w.shape[0])
+    return sizes
+
+
+def layer_offsets(weights: list[np.ndarray]) -> list[int]:
+    """Index of each layer's first node in the graph (plus the node count at the end)."""
+    return [0, *np.cumsum(layer_sizes(weights)).tolist()]
+
+
+def weight_graph(weights: list[np.ndarray]) -> np.ndarray:
+    """Symmetric adjacency matrix over all neurons, edge weight |w| between adjacent layers."""
+    offsets = layer_offsets(weights)
+    adjacency = np.zeros((offsets[-1], offsets[-1]))
+    for i, w in enumerate(weights):
+        ins, outs = slice(offsets[i], offsets[i + 1]), slice(offsets[i + 1], offsets[i + 2])
+        adjacency[outs, ins] = np.abs(w)
+        adjacency[ins, outs] = np.abs(w).T
+    return adjacency
+
+
+# ---------------------------------------------------------------- clustering and n-cut
+def ncut(adjacency: np.ndarray, labels: np.ndarray) -> float:
+    """Σ over clusters of cut / volume; nodes labelled −1 (isolated) are left out."""
+    total = 0.0
+    degree = adjacency.sum(axis=1)
+    for c in np.unique(labels[labels >= 0]):
+        inside = labels == c
+        volume = degree[inside].sum()
+        if volume > 0:
+            total += adjacency[inside][:, ~inside].sum() / volume
+    return float(total)
+
+
+def spectral_clusters(adjacency: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """Normalised spectral clustering of the graph; isolated nodes (e.g. pruned units, degree 0)
+    carry no edge to cluster by and get label −1."""
+    connected = adjacency.sum(axis=1) > 0
+    if connected.sum() < n_clusters:
+        raise MarlmodError(f"only {int(connected.sum())} connected nodes for {n_clusters} clusters")
+    labels = np.full(len(adjacency), -1)
+    with warnings.catch_warnings():  # a disconnected graph is a legitimate, very modular answer
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        labels[connected] = SpectralClustering(
+            n_clusters, affinity="precomputed", random_state=seed, assign_labels="kmeans"
+        ).fit_predict(adjacency[connected][:, connected])
+    return labels
+
+
+def shuffle_weights(weights: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Each layer's non-zero weights permuted among its non-zero positions.
+
+    Keeping zeros in place (as Filan et al. do for pruned nets) means a pruned unit stays pruned
+    in the shuffles, so pruning by itself does not count as structure.
+    """
+    shuffled = []
+    for w in weights:
+        out = np.array(w, dtype=np.float64)
+        nonzero = out != 0
+        out[nonzero] = rng.permutation(out[nonzero])
+        shuffled.append(out)
+    return shuffled
+
+
+@dataclass(frozen=True)
+class Clusterability:
+    """One network's n-cut against its within-layer shuffles (lower n-cut = more modular)."""
+
+    ncut: float
+    shuffled_ncuts: np.ndarray
+    percentile: float  # % of shuffles with a lower n-cut (ties count half): low = clusterable
+    z_score: float  # (n-cut − shuffled mean) / shuffled std: negative = clusterable
+    labels: np.ndarray  # cluster of every node, layers concatenated input → output
+
+
+def clusterability(
+    weights: list[np.ndarray],
+    rng: np.random.Generator,
+    n_clusters: int = N_CLUSTERS,
+    n_shuffles: int = 20,
+) -> Clusterability:
+    """Cluster the network and its ``n_shuffles`` shuffles; compare their n-cuts."""
+
+    def cut_of(ws: list[np.ndarray]) -> tuple[float, np.ndarray]:
+        adjacency = weight_graph(ws)
+        labels = spectral_clusters(adjacency, n_clusters, int(rng.integers(2**31 - 1)))
+        return ncut(adjacency, labels), labels
+
+    observed, labels = cut_of(weights)
+    shuffled = np.array([cut_of(shuffle_weights(weights, rng))[0] for _ in range(n_shuffles)])
+    below, ties = (shuffled < observed).mean(), (shuffled == observed).mean()
+    spread = shuffled.std()
+    z = (observed - shuffled.mean()) / spread if spread > 0 else 0.0
+    return Clusterability(observed, shuffled, float(100 * (below + ties / 2)), float(z), labels)
+
+
+# ---------------------------------------------------------------- SB3 policies
+def policy_linear_paths(policy: nn.Module, net: str = POLICY_NET) -> list[str]:
+    """Module paths of the Linear layers of an SB3 policy net, input → output, head included."""
+    modules = dict(policy.named_modules())
+    if net not in modules:
+        raise MarlmodError(f"policy has no {net!r}")
+    children = modules[net].named_children()
+    body = [f"{net}.{name}" for name, m in children if isinstance(m, nn.Linear)]
+    head = HEAD_AFTER.get(net)
+    if head is None or not isinstance(modules.get(head), nn.Linear):
+        raise MarlmodError(f"cannot find the head Linear after {net!r}")
+    return [*body, head]
+
+
+def policy_weights(policy: nn.Module, net: str = POLICY_NET) -> list[np.ndarray]:
+    """The policy net's weight matrices (``[out, in]``, input → action logits) as float64."""
+    modules = dict(policy.named_modules())
+    return [
+        modules[p].weight.detach().cpu().numpy().astype(np.float64)
+        for p in policy_linear_paths(policy, net)
+    ]
+
+
+def cluster(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
+    """Prune whole weight-graph clusters: the cluster most associated with the trait first.
+
+    Clusters the whole policy network (observation inputs → hidden layers → action logits) into
+    ``N_CLUSTERS`` with normalised spectral clustering, then ranks clusters by the mean signed
+    Cohen's d (trait vs non-trait rows) of their units in ``ev.layer``. Every unit of the top
+    cluster outranks every unit of the next, and so on, so a prune removes whole clusters as far
+    as the fraction allows; where the fraction ends inside a cluster, its units are taken in
+    order of their own d. Units isolated in the graph (already pruned) rank last. This tests the
+    module-pruning premise directly: if the trait lives in a weight module, removing that module
+    should remove it. Without clusterability (see ``clusterability``) it degrades towards a
+    coarse ``contrast``.
+    """
+    policy = need(ev, "policy", "cluster")
+    producer = hidden_layer(policy, need(ev, "layer", "cluster")).producer
+    paths = policy_linear_paths(policy)
+    if producer not in paths[:-1]:
+        raise MarlmodError(f"cluster strategy covers {POLICY_NET} layers only, not {ev.layer!r}")
+    weights = policy_weights(policy)
+    offsets = layer_offsets(weights)
+    node_layer = paths.index(producer) + 1
+    graph = weight_graph(weights)
+    labels = spectral_clusters(graph, N_CLUSTERS, int(rng.integers(2**31 - 1)))
+    unit_labels = labels[offsets[node_layer] : offsets[node_layer + 1]]
+    if len(unit_labels) != ev.units:
+        raise MarlmodError(f"{producer} has {len(unit_labels)} units; evidence has {ev.units}")
+    d = cohens_d(*split_by_trait(ev.acts, ev.trait))
+    present = [c for c in np.unique(unit_labels) if c >= 0]
+    ranked = sorted(present, key=lambda c: -d[unit_labels == c].mean())
+    rank = np.array([ranked.index(c) if c >= 0 else len(ranked) for c in unit_labels])
+    span = 2 * float(np.abs(d).max()) + 1
+    return -rank * span + d
