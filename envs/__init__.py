@@ -7,8 +7,12 @@ is bumped whenever dynamics or rewards change, so old results stay reproducible.
 import pettingzoo
 
 GATHERING_ID = "marlmod/gathering-v0"
+SIGNALLING_ID = "marlmod/signalling-v0"
 
-_REGISTERED = {GATHERING_ID: "envs.gathering:GatheringEnv"}
+_REGISTERED = {
+    GATHERING_ID: "envs.gathering:GatheringEnv",
+    SIGNALLING_ID: "envs.signalling:SignallingEnv",
+}
 
 for _env_id, _entry_point in _REGISTERED.items():
     if _env_id not in pettingzoo.parallel_registry:

@@ -1,7 +1,8 @@
 """The ``marlmod`` command: a thin layer over the pipeline modules.
 
 User errors (bad config, unknown names, missing or corrupt files) print one line and exit 2;
-anything else is a bug and keeps its traceback.
+``check-env`` exits 1 when the environment fails a check; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -57,6 +58,31 @@ def validate(config: Path = typer.Argument(..., help="Scenario YAML to check")) 
     scenario = load_scenario(config)
     resolve_env(scenario.env)
     typer.echo(f"{config}: ok (config hash {scenario.digest})")
+
+
+@app.command("check-env")
+def check_env(
+    env: str = typer.Argument(
+        ..., help="Registry id (marlmod/gathering-v0) or import path 'package.module:factory'"
+    ),
+    kwargs: str = typer.Option("{}", help="Constructor kwargs as JSON, e.g. '{\"grid_size\": 5}'"),
+    steps: int = typer.Option(1000, min=1, help="Random-play steps per run"),
+    bonus: float = typer.Option(1.0, help="Bonus kwarg value for the 'bonus on' runs"),
+    seed: int = typer.Option(0, help="Seed of the random-play runs"),
+) -> None:
+    """Check an environment against marlmod's protocol; exit 1 if any check fails."""
+    from marlmod.check_env import check_env as run_checks
+    from marlmod.check_env import parse_kwargs
+
+    findings = run_checks(env, parse_kwargs(kwargs), steps, bonus, seed)
+    for finding in findings:
+        typer.echo(str(finding))
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    verdict = "FAILED" if errors else "ok"
+    typer.echo(f"{env}: {verdict} ({errors} errors, {warnings} warnings)")
+    if errors:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -19,6 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from marlmod.errors import MarlmodError
 from marlmod.locate import STRATEGIES
 
+# Fields that choose *which* stages run or *how* they are executed, not what any stage computes.
+EXECUTION_ONLY = {
+    "workers": True,
+    "ppo": {"vectorised"},
+    "prune": {"strategies", "released", "sweep"},
+}
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
@@ -60,6 +67,11 @@ class NetworkConfig(_Frozen):
 
 class PPOConfig(_Frozen):
     n_copies: int = Field(8, ge=1, description="Env copies stepped together (× agents = slots)")
+    vectorised: bool = Field(
+        True,
+        description="Train on the env's NumPy-batched twin (marlmod.fast) when it has one: the "
+        "same trajectories as per-copy envs, several times faster; false forces per-copy envs",
+    )
     n_steps: int = Field(128, ge=8)
     batch_size: int = Field(256, ge=8)
     n_epochs: int = Field(4, ge=1)
@@ -79,8 +91,14 @@ class PruneConfig(_Frozen):
     layer: str = Field("mlp_extractor.policy_net.3", description="Hidden activation module path")
     fraction: float = Field(0.25, gt=0, le=1, description="Fraction of the layer's units pruned")
     strategies: tuple[str, ...] = Field(("contrast", "random"), min_length=1)
+    released: tuple[str, ...] = Field(
+        (), description="Strategies also retrained with masks released (can the module regrow?)"
+    )
+    sweep: tuple[float, ...] = Field(
+        (), description="Extra fractions scored right after pruning (trait vs capability curve)"
+    )
 
-    @field_validator("strategies")
+    @field_validator("strategies", "released")
     @classmethod
     def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [n for n in names if n not in STRATEGIES]
@@ -89,6 +107,20 @@ class PruneConfig(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError("strategies must not repeat")
         return names
+
+    @field_validator("sweep")
+    @classmethod
+    def _fractions(cls, fractions: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < f <= 1 for f in fractions):
+            raise ValueError("sweep fractions must be in (0, 1]")
+        return tuple(sorted(set(fractions)))
+
+    @model_validator(mode="after")
+    def _released_are_run(self) -> PruneConfig:
+        missing = [n for n in self.released if n not in self.strategies]
+        if missing:
+            raise ValueError(f"released strategy {missing[0]!r} is not in prune.strategies")
+        return self
 
 
 class RetrainConfig(_Frozen):
@@ -107,6 +139,9 @@ class Scenario(_Frozen):
     evaluation: EvalConfig = EvalConfig()
     record_episodes: int = Field(16, ge=1, description="Episodes of activations for locating")
     prune: PruneConfig = PruneConfig()
+    clusterability_shuffles: int = Field(
+        20, ge=0, description="Weight-shuffled copies per clusterability test (0 = skip it)"
+    )
     workers: int = Field(1, ge=1, description="Seeds run in parallel worker processes")
 
     @model_validator(mode="after")
@@ -122,8 +157,12 @@ class Scenario(_Frozen):
 
     @property
     def digest(self) -> str:
-        """Short hash of the validated config: results made under another config are not reused."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Short hash of everything that changes a stage's result: a run directory made under
+        another digest is never reused. Which strategies run, the sweep, worker count and the env
+        stepping route (proven trajectory-identical by a test) leave finished stages valid, so
+        adding a strategy to a finished run computes only the new cells."""
+        data = self.model_dump(mode="json", exclude=EXECUTION_ONLY)
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

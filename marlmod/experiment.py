@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from marlmod.atomic import read_json, write_json
-from marlmod.config import Scenario
+from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.pipeline import run_seed
@@ -56,7 +56,7 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
         raise MarlmodError(f"results directory {run_dir} is not writable")
     info_path = run_dir / "run.json"
     if info_path.is_file():
-        previous = read_json(info_path).get("config_hash")
+        previous = stored_digest(read_json(info_path), info_path)
         if previous != scenario.digest:
             raise MarlmodError(
                 f"{run_dir} holds results of a different config (hash {previous}, this one "
@@ -72,6 +72,15 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
             "git_commit": git_commit(),
         },
     )
+
+
+def stored_digest(info: dict, path: Path) -> str:
+    """Digest of the config a run directory was made with, re-read under today's schema so that
+    fields added since (with defaults) or execution-only fields do not orphan old results."""
+    try:
+        return parse_scenario(info["config"], source=str(path)).digest
+    except (KeyError, TypeError, MarlmodError):
+        return str(info.get("config_hash", "unknown"))
 
 
 def package_versions() -> dict[str, str]:

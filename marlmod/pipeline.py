@@ -11,8 +11,12 @@ Layout of one seed's directory::
     control/model.zip, metrics.json    same budget, bonus 0 (was the trait really learned?)
     scratch/curve.json                 fresh net, cooperative, retraining budget (capability bar)
     record/activations.npz             pretrained policy's hidden activations + trait labels
+    <strategy>/scores.json             the strategy's score for every unit of the layer
     <strategy>/prune.json, masks.pt    what was pruned ("none" = plain fine-tuning)
-    <strategy>/cell.json               before / pruned / retrained metrics and the relapse curve
+    <strategy>/cell.json, model.zip    before / pruned / retrained metrics, relapse curve, model
+    <strategy>~released/…              the same prune retrained with masks released
+    <strategy>/sweep.json              trait and capability right after pruning, per fraction
+    clusterability.json                n-cut of pretrained and control nets vs shuffled copies
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from stable_baselines3 import PPO
 
 from marlmod.atomic import read_json, write_json, write_with
+from marlmod.clusterability import clusterability, policy_weights
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
 from marlmod.locate import Evidence, score_units, top_units
@@ -34,6 +39,7 @@ from marlmod.rollout import rollout
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
 NO_PRUNE = "none"  # plain cooperative fine-tuning of the unpruned model: the baseline to beat
+RELEASED = "~released"  # suffix of cells whose masks were released during retraining
 EVAL_SEED_OFFSET = 10_000
 RECORD_SEED_OFFSET = 20_000
 
@@ -148,17 +154,65 @@ class SeedRun:
                 layer=layer,
             )
 
-    def prune_for(self, strategy: str, model: PPO) -> Masks | None:
-        stage = self.dir / strategy
+    def scores(self, strategy: str, model: PPO) -> np.ndarray:
+        """Unit scores of ``strategy`` (cached): the prune and the sweep both read from them."""
+        path = self.dir / strategy / "scores.json"
+        if not path.is_file():
+            rng = np.random.default_rng([self.seed, zlib.crc32(strategy.encode())])
+            write_json(path, score_units(strategy, self.evidence(model), rng).tolist())
+        return np.asarray(read_json(path), dtype=np.float64)
+
+    def prune_for(self, strategy: str, model: PPO, fraction: float | None = None) -> Masks | None:
+        """Masks for ``strategy`` at the scenario's fraction (stored), or at ``fraction``."""
         if strategy == NO_PRUNE:
             return None
-        if not (stage / "prune.json").is_file():
-            cfg = self.scenario.prune
-            rng = np.random.default_rng([self.seed, zlib.crc32(strategy.encode())])
-            units = top_units(score_units(strategy, self.evidence(model), rng), cfg.fraction)
-            prune = Prune(strategy, cfg.layer, cfg.fraction, tuple(int(u) for u in units))
-            save_prune(prune, unit_masks(model.policy, prune), stage)
+        cfg = self.scenario.prune
+        stage = self.dir / strategy
+        if fraction is not None or not (stage / "prune.json").is_file():
+            share = cfg.fraction if fraction is None else fraction
+            units = top_units(self.scores(strategy, model), share)
+            prune = Prune(strategy, cfg.layer, share, tuple(int(u) for u in units))
+            masks = unit_masks(model.policy, prune)
+            if fraction is not None:
+                return masks
+            save_prune(prune, masks, stage)
         return load_prune(stage)[1]
+
+    def sweep(self, strategy: str) -> list[dict]:
+        """Trait rate and task return right after pruning at each ``prune.sweep`` fraction."""
+        path = self.dir / strategy / "sweep.json"
+        if not path.is_file():
+            model_path, _ = self.pretrained("pretrain")
+            points = []
+            for fraction in self.scenario.prune.sweep:
+                model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+                apply_masks(model.policy, self.prune_for(strategy, model, fraction))
+                metrics = self.evaluate(model)
+                points.append({"fraction": fraction, **asdict(metrics)})
+            write_json(path, points)
+        return read_json(path)
+
+    def clusterability(self) -> dict:
+        """Filan et al.'s n-cut of the pretrained and control policy nets vs their shuffles."""
+        path = self.dir / "clusterability.json"
+        if not path.is_file():
+            out = {}
+            for name in ("pretrain", "control"):
+                model_path, _ = self.pretrained(name)
+                policy = load_model(model_path, self.scenario, self.cooperative, self.seed).policy
+                result = clusterability(
+                    policy_weights(policy),
+                    np.random.default_rng(self.seed),
+                    n_shuffles=self.scenario.clusterability_shuffles,
+                )
+                out[name] = {
+                    "ncut": result.ncut,
+                    "shuffled_ncuts": result.shuffled_ncuts.tolist(),
+                    "percentile": result.percentile,
+                    "z_score": result.z_score,
+                }
+            write_json(path, out)
+        return read_json(path)
 
     # ---------------------------------------------------------------- retrain
     def _train_with_curve(self, model: PPO, masks: Masks | None) -> list[CurvePoint]:
@@ -181,9 +235,11 @@ class SeedRun:
             )
         return curve
 
-    def cell(self, strategy: str) -> dict:
-        """Prune with ``strategy``, retrain cooperatively, and score — one results cell."""
-        path = self.dir / strategy / "cell.json"
+    def cell(self, strategy: str, hold: bool = True) -> dict:
+        """Prune with ``strategy``, retrain cooperatively (masks held, or released so the module
+        may regrow), and score — one results cell. The retrained model is kept beside it."""
+        name = strategy if hold else f"{strategy}{RELEASED}"
+        path = self.dir / name / "cell.json"
         if path.is_file():
             return read_json(path)
         model_path, before = self.pretrained("pretrain")
@@ -191,10 +247,12 @@ class SeedRun:
         masks = self.prune_for(strategy, model)
         if masks is not None:
             apply_masks(model.policy, masks)
-        curve = self._train_with_curve(model, masks)
+        curve = self._train_with_curve(model, masks if hold else None)
+        save_model(model, self.dir / name / "model.zip")
         cell = {
             "seed": self.seed,
-            "strategy": strategy,
+            "strategy": name,
+            "masks_held": hold and masks is not None,
             "units_pruned": 0 if masks is None else len(load_prune(self.dir / strategy)[0].units),
             "trait_rate_before": before.trait_rate,
             "task_return_before": before.task_return,
@@ -213,7 +271,13 @@ class SeedRun:
         limit_threads()
         _, control = self.pretrained("control")
         scratch = self.scratch_curve()
-        cells = [self.cell(s) for s in (NO_PRUNE, *self.scenario.prune.strategies)]
+        prune = self.scenario.prune
+        cells = [self.cell(s) for s in (NO_PRUNE, *prune.strategies)]
+        cells += [self.cell(s, hold=False) for s in prune.released]
+        for strategy in prune.strategies if prune.sweep else ():
+            self.sweep(strategy)
+        if self.scenario.clusterability_shuffles:
+            self.clusterability()
         return {
             "seed": self.seed,
             "cells": cells,

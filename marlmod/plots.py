@@ -70,3 +70,66 @@ def _half_widths(estimate) -> list[list[float]] | None:
     if estimate.n < 2:
         return None
     return [[estimate.mean - estimate.low], [estimate.high - estimate.mean]]
+
+
+def plot_sweep(sweeps: pd.DataFrame, target: Path) -> None:
+    """Trait rate and task return right after pruning, against the fraction pruned."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for strategy, group in sweeps.groupby("strategy"):
+        for ax, column in zip(axes, ("trait_rate", "task_return"), strict=True):
+            stats = group.groupby("fraction")[column].apply(lambda v: mean_ci(v.values))
+            means = [e.mean for e in stats]
+            ax.errorbar(
+                stats.index.values, means, marker="o", capsize=2, label=strategy, yerr=_band(stats)
+            )
+    axes[0].set(
+        title="Trait left right after pruning",
+        xlabel="fraction of layer pruned",
+        ylabel="trait occurrences per agent-step",
+    )
+    axes[1].set(
+        title="Capability right after pruning",
+        xlabel="fraction of layer pruned",
+        ylabel="task return per agent per episode",
+    )
+    axes[0].legend(fontsize=7)
+    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def _band(stats: pd.Series) -> list[list[float]] | None:
+    if any(e.n < 2 for e in stats):
+        return None
+    return [[e.mean - e.low for e in stats], [e.high - e.mean for e in stats]]
+
+
+def plot_clusterability(clusters: pd.DataFrame, target: Path) -> None:
+    """Each seed's n-cut (marker) against the n-cuts of its weight-shuffled copies (dots)."""
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    labels = []
+    for i, row in enumerate(clusters.sort_values(["network", "seed"]).itertuples()):
+        ax.scatter(
+            [i] * len(row.shuffled_ncuts),
+            row.shuffled_ncuts,
+            s=8,
+            color="grey",
+            alpha=0.5,
+            label="shuffled" if i == 0 else None,
+        )
+        ax.scatter(
+            [i],
+            [row.ncut],
+            s=60,
+            marker="D",
+            color="C3" if row.network == "pretrain" else "C0",
+            label=None,
+        )
+        labels.append(f"{row.network}\nseed {row.seed}")
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set(
+        ylabel="normalised cut (lower = more modular)",
+        title="Clusterability of policy nets vs within-layer weight shuffles",
+    )
+    ax.legend()
+    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)

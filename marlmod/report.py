@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from marlmod.atomic import read_json, write_text
@@ -199,7 +200,50 @@ def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.Data
     return pd.DataFrame(rows)
 
 
-def report_tables(cells: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
+def load_sweeps(run_dir: Path) -> pd.DataFrame:
+    """Trait rate and task return right after pruning, per seed × strategy × fraction."""
+    rows = [
+        {
+            "seed": int(path.parent.parent.name.removeprefix("seed_")),
+            "strategy": path.parent.name,
+            **point,
+        }
+        for path in sorted(run_dir.glob("seed_*/*/sweep.json"))
+        for point in read_json(path)
+    ]
+    return pd.DataFrame(rows)
+
+
+def load_clusterability(run_dir: Path) -> pd.DataFrame:
+    """n-cut, percentile among shuffles and z-score per seed × network (pretrain, control)."""
+    rows = [
+        {"seed": int(path.parent.name.removeprefix("seed_")), "network": network, **result}
+        for path in sorted(run_dir.glob("seed_*/clusterability.json"))
+        for network, result in read_json(path).items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def clusterability_table(clusters: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for network, group in clusters.groupby("network"):
+        shuffled = np.array([np.mean(v) for v in group.shuffled_ncuts])
+        rows.append(
+            {
+                "network": network,
+                "seeds": len(group),
+                "n-cut": str(mean_ci(group.ncut, method="bootstrap")),
+                "shuffled n-cut": str(mean_ci(shuffled, method="bootstrap")),
+                "percentile among shuffles": str(mean_ci(group.percentile, method="bootstrap")),
+                "z-score": str(mean_ci(group.z_score, method="bootstrap")),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def report_tables(
+    cells: pd.DataFrame, clusters: pd.DataFrame | None = None
+) -> dict[str, tuple[str, pd.DataFrame]]:
     """The tables of a report, each with a sentence saying how to read it."""
     tables = {
         "Strategies": (
@@ -217,10 +261,17 @@ def report_tables(cells: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
             "baseline's) is the probability of improvement over seeds (Mann–Whitney).",
             paired,
         )
+    if clusters is not None and not clusters.empty:
+        tables["Clusterability (Filan et al.)"] = (
+            "Normalised cut of the policy network's weight graph (4 spectral clusters; lower = "
+            "more modular) vs 20 copies with weights shuffled within layers; percentile < 50 and "
+            "z < 0 mean more clusterable than chance. Mean [95% bootstrap CI] over seeds.",
+            clusterability_table(clusters),
+        )
     return tables
 
 
-def render_markdown(name: str, cells: pd.DataFrame) -> str:
+def render_markdown(name: str, cells: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
     parts = [
         f"# Results: {name}",
         "",
@@ -229,29 +280,35 @@ def render_markdown(name: str, cells: pd.DataFrame) -> str:
         "Column definitions: `marlmod/report.py`.",
         "",
     ]
-    for title, (note, table) in report_tables(cells).items():
+    for title, (note, table) in report_tables(cells, clusters).items():
         parts += [f"## {title}", "", note, "", table.to_markdown(index=False), ""]
     return "\n".join(parts)
 
 
-def render_html(name: str, cells: pd.DataFrame) -> str:
+def render_html(name: str, cells: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
     body = [f"<h1>Results: {name}</h1>"]
-    for title, (note, table) in report_tables(cells).items():
+    for title, (note, table) in report_tables(cells, clusters).items():
         body += [f"<h2>{title}</h2>", f"<p>{note}</p>", table.to_html(index=False)]
     return "<!doctype html><meta charset='utf-8'>" + "\n".join(body) + "\n"
 
 
 def write_report(run_dir: Path, name: str) -> str:
     """Regenerate every table and plot of a run from its per-cell results."""
-    from marlmod.plots import plot_pareto, plot_relapse
+    from marlmod.plots import plot_clusterability, plot_pareto, plot_relapse, plot_sweep
 
     cells, curves = load_cells(run_dir)
+    clusters, sweeps = load_clusterability(run_dir), load_sweeps(run_dir)
     write_text(run_dir / "cells.csv", cells.to_csv(index=False))
     write_text(run_dir / "curves.csv", curves.to_csv(index=False))
     write_text(run_dir / "summary.csv", tidy_summary(cells).to_csv(index=False))
-    markdown = render_markdown(name, cells)
+    markdown = render_markdown(name, cells, clusters)
     write_text(run_dir / "summary.md", markdown)
-    write_text(run_dir / "summary.html", render_html(name, cells))
+    write_text(run_dir / "summary.html", render_html(name, cells, clusters))
     plot_relapse(curves, run_dir / "relapse.png")
     plot_pareto(cells, run_dir / "pareto.png")
+    if not sweeps.empty:
+        write_text(run_dir / "sweep.csv", sweeps.to_csv(index=False))
+        plot_sweep(sweeps, run_dir / "sweep.png")
+    if not clusters.empty:
+        plot_clusterability(clusters, run_dir / "clusterability.png")
     return markdown

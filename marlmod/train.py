@@ -2,7 +2,8 @@
 
 ``build_model`` makes a fresh PPO for a scenario; ``learn`` trains it; checkpoints are written
 atomically and loaded with a clear error when corrupt. Seeding goes through SB3's public
-``seed=`` path, which works because ``SharedPolicyVecEnv`` implements ``VecEnv.seed``.
+``seed=`` path, which works because ``SharedPolicyVecEnv`` (and each batched twin in
+``marlmod.fast``) implements ``VecEnv.seed``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,29 @@ from pathlib import Path
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from marlmod.atomic import write_with
 from marlmod.config import Scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
+from marlmod.fast import batched_venv
 from marlmod.vec_env import SharedPolicyVecEnv
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def make_venv(scenario: Scenario, make_env: EnvFactory) -> SharedPolicyVecEnv:
+def make_venv(scenario: Scenario, make_env: EnvFactory) -> VecEnv:
+    """The env's batched twin when ``ppo.vectorised`` and one exists, else per-copy envs.
+
+    Both give identical trajectories for the same seed (tests/test_fast_env.py), so the choice
+    changes speed, not results.
+    """
+    if scenario.ppo.vectorised:
+        venv = batched_venv(make_env, scenario.ppo.n_copies)
+        if venv is not None:
+            return venv
     return SharedPolicyVecEnv([make_env] * scenario.ppo.n_copies)
 
 

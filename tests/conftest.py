@@ -27,6 +27,7 @@ TINY: dict = {
     "retrain": {"steps": 128, "eval_points": 2},
     "evaluation": {"episodes": 2},
     "record_episodes": 4,
+    "clusterability_shuffles": 2,
     "prune": {
         "layer": "mlp_extractor.policy_net.3",
         "fraction": 0.25,

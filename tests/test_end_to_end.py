@@ -14,17 +14,33 @@ from marlmod.experiment import run_scenario
 
 def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) -> None:
     tiny_dict["seeds"] = [0, 1]
+    tiny_dict["prune"].update(sweep=[0.5, 0.25], released=["contrast"])
     scenario = parse_scenario(tiny_dict)
     summary = run_scenario(scenario, tmp_path)
     run_dir = tmp_path / "tiny"
     cells = pd.read_csv(run_dir / "cells.csv")
-    assert sorted(cells.strategy.unique()) == ["contrast", "none", "random"]
-    assert (
-        len(cells) == 6 and cells.notna().all()[["trait_rate_retrained", "kept_vs_scratch"]].all()
-    )
+    assert sorted(cells.strategy.unique()) == ["contrast", "contrast~released", "none", "random"]
+    assert len(cells) == 8
+    assert cells[["trait_rate_retrained", "kept_vs_scratch"]].notna().all().all()
+    assert cells.set_index("strategy").masks_held.groupby(level=0).all().to_dict() == {
+        "contrast": True,
+        "contrast~released": False,
+        "none": False,
+        "random": True,
+    }
     assert (cells[cells.strategy == "contrast"].units_pruned == 2).all()
     assert "| contrast" in summary and (run_dir / "relapse.png").stat().st_size > 0
-    for name in ("summary.csv", "summary.html", "summary.md", "pareto.png"):
+    sweep = pd.read_csv(run_dir / "sweep.csv")
+    assert sorted(sweep.fraction.unique()) == [0.25, 0.5] and len(sweep) == 2 * 2 * 2
+    assert "Clusterability" in summary
+    for name in (
+        "summary.csv",
+        "summary.html",
+        "summary.md",
+        "pareto.png",
+        "sweep.png",
+        "clusterability.png",
+    ):
         assert (run_dir / name).stat().st_size > 0, name
     tidy = pd.read_csv(run_dir / "summary.csv")
     assert {"mean", "iqm", "bootstrap_low", "t_high"} <= set(tidy.columns)

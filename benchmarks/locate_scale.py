@@ -1,0 +1,79 @@
+"""Locating at scale: time and peak memory of scoring units on a million recorded rows.
+
+Run (from the repository root, venv active)::
+
+    python benchmarks/locate_scale.py                       # 1M rows × 64 units, contrast
+    python benchmarks/locate_scale.py --quick               # 20k rows, for CI
+    python benchmarks/locate_scale.py --strategies contrast,random --rows 2000000
+
+The evidence is synthetic but shaped like a recording: float32 ReLU activations ``[rows, units]``
+(what ``marlmod.record`` stores) and a trait label on ``--trait-rate`` of the rows, with a few units
+shifted on trait rows. For each strategy it prints the wall time of
+``score_units(strategy, Evidence(...))`` and of ``top_units``, and the peak memory *the scoring
+allocates* (``tracemalloc``, which sees NumPy's buffers; the input arrays are excluded), next to
+the input's own size and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+
+from marlmod.locate import Evidence, score_units, top_units
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--trait-rate", type=float, default=0.1)
+    parser.add_argument("--strategies", default="contrast", help="comma-separated")
+    parser.add_argument("--fraction", type=float, default=0.25, help="top_units fraction")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="20k rows for CI")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows = 20_000
+    return args
+
+
+def synthetic_evidence(rows: int, units: int, trait_rate: float, seed: int) -> Evidence:
+    """ReLU-like float32 activations with a trait signal in the first eighth of the units."""
+    rng = np.random.default_rng(seed)
+    trait = rng.random(rows) < trait_rate
+    acts = rng.standard_normal((rows, units), dtype=np.float32)
+    acts[:, : max(1, units // 8)] += trait[:, None].astype(np.float32)
+    np.maximum(acts, 0.0, out=acts)
+    return Evidence(acts=acts, trait=trait)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    ev = synthetic_evidence(args.rows, args.units, args.trait_rate, args.seed)
+    input_mib = (ev.acts.nbytes + ev.trait.nbytes) / 2**20
+    print(
+        f"locating: {args.rows:,} rows × {args.units} units (input {input_mib:.0f} MiB, "
+        f"trait on {ev.trait.mean():.0%} of rows)"
+    )
+    print(f"{'strategy':<12}{'score s':>9}{'top_units s':>13}{'scoring peak MiB':>18}")
+    for strategy in args.strategies.split(","):
+        tracemalloc.start()
+        tic = time.perf_counter()
+        scores = score_units(strategy, ev, np.random.default_rng(args.seed))
+        score_s = time.perf_counter() - tic
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        tic = time.perf_counter()
+        top_units(scores, args.fraction)
+        top_s = time.perf_counter() - tic
+        print(f"{strategy:<12}{score_s:>9.2f}{top_s:>13.5f}{peak / 2**20:>18.0f}")
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process peak RSS {peak_rss:.0f} MiB (input arrays and imports included)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Training throughput: the plain SuperSuit route against marlmod's routes, side by side.
+
+Run (from the repository root, venv active)::
+
+    python benchmarks/throughput.py                 # Gathering, 100k agent-steps per route
+    python benchmarks/throughput.py --quick         # CI smoke run, a few seconds
+    python benchmarks/throughput.py --env marlmod/signalling-v0 --budget 50000
+
+Routes, each in a fresh subprocess with ``torch.set_num_threads(1)`` so timings and memory are
+per route and one route's imports or caches never help another:
+
+``plain``
+    the dict-based ParallelEnv → SuperSuit ``pettingzoo_env_to_vec_env_v1`` +
+    ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` → SB3 PPO, through
+    ``marlmod.supersuit_route`` (which adds the ``seed()`` SB3 needs; see that module).
+``shared``
+    marlmod's ``SharedPolicyVecEnv`` over the ParallelEnv (``ppo.vectorised: false``).
+``fast``
+    the env's NumPy-batched twin from ``marlmod.fast`` (the default, ``ppo.vectorised: true``);
+    skipped for an env without one.
+``fast-b1k``
+    the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
+    minibatches, which is where PPO's time goes once the env is fast. A candidate setting, not the
+    default — its learning quality is checked separately (``benchmarks/learning_quality.py``) —
+    so its weights differ from the other routes'.
+
+Every route but ``fast-b1k`` gets the same PPO hyperparameters (``PPOConfig``/``NetworkConfig`` defaults: 64×64
+ReLU MLP, n_steps 128, batch 256, 4 epochs), ``--copies`` env copies (16 by default) and the same
+agent-step budget and seed. Columns: ``env/s`` = agent-steps per second stepping the VecEnv with
+random actions (no policy); ``train/s`` = agent-steps per second of ``PPO.learn`` (rollouts and
+updates); ``learn s`` = its wall time; ``proc s`` = the child's whole wall time (imports, env-only
+run, PPO construction, learning); ``peak MiB`` = the child's peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes torch's ~300 MiB of imports) and
+``+MiB`` = that peak minus the RSS right after the imports; ``weights`` = a checksum of the trained
+policy: equal checksums mean the routes learnt exactly the same policy. The table ends with the
+locating benchmark (``benchmarks/locate_scale.py``) unless ``--no-locate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTES = ("plain", "shared", "fast", "fast-b1k")
+# A candidate, not a default: 4× the minibatch with the learning rate scaled alike. Measured with
+# benchmarks/learning_quality.py; see the route list in the module docstring.
+FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
+GATHERING = "marlmod/gathering-v0"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default=GATHERING, help="registered env id or module:factory")
+    parser.add_argument("--env-kwargs", default="{}", help="env kwargs as JSON")
+    parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated routes")
+    parser.add_argument("--copies", type=int, default=16, help="env copies per route")
+    parser.add_argument("--budget", type=int, default=100_000, help="PPO agent-steps per route")
+    parser.add_argument("--env-steps", type=int, default=100_000, help="env-only agent-steps")
+    parser.add_argument("--n-steps", type=int, default=None, help="override PPO n_steps")
+    parser.add_argument("--batch-size", type=int, default=None, help="override PPO batch_size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets for CI")
+    parser.add_argument("--no-locate", action="store_true", help="skip the locating benchmark")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.copies, args.budget, args.env_steps = 2, 256, 2_000
+        args.n_steps, args.batch_size = args.n_steps or 32, args.batch_size or 64
+    return args
+
+
+# ---------------------------------------------------------------------------- child: one route
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_route(args: argparse.Namespace, route: str) -> dict:
+    """Measure one route in this process; returns one JSON-able row."""
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+
+    from marlmod.config import NetworkConfig, PPOConfig
+    from marlmod.environments import resolve_constructor
+    from marlmod.fast import batched_venv
+    from marlmod.supersuit_route import supersuit_venv
+    from marlmod.train import ACTIVATIONS
+    from marlmod.vec_env import SharedPolicyVecEnv
+
+    torch.set_num_threads(1)
+    started_rss = rss_mib()
+    constructor = resolve_constructor(args.env)
+    kwargs = json.loads(args.env_kwargs)
+
+    def make_env():
+        return constructor(**kwargs)
+
+    def make_venv():
+        if route == "plain":
+            return supersuit_venv(make_env, args.copies)
+        if route == "shared":
+            return SharedPolicyVecEnv([make_env] * args.copies)
+        return batched_venv(make_env, args.copies)
+
+    venv = make_venv()
+    if venv is None:
+        return {"route": route, "skipped": "no batched twin for this env"}
+    venv.seed(args.seed)
+    venv.reset()
+    rng = np.random.default_rng(args.seed)
+    n_actions = venv.action_space.n
+    steps = max(1, args.env_steps // venv.num_envs)
+    actions = rng.integers(0, n_actions, size=(steps, venv.num_envs))
+    tic = time.perf_counter()
+    for row in actions:
+        venv.step(row)
+    env_rate = steps * venv.num_envs / (time.perf_counter() - tic)
+    venv.close()
+
+    ppo, net = PPOConfig(), NetworkConfig()
+    tuned = FAST_B1K if route == "fast-b1k" else {}
+    model = PPO(
+        "MlpPolicy",
+        make_venv(),
+        n_steps=args.n_steps or ppo.n_steps,
+        batch_size=tuned.get("batch_size", args.batch_size or ppo.batch_size),
+        n_epochs=ppo.n_epochs,
+        learning_rate=tuned.get("learning_rate", ppo.learning_rate),
+        ent_coef=ppo.ent_coef,
+        gamma=ppo.gamma,
+        gae_lambda=ppo.gae_lambda,
+        clip_range=ppo.clip_range,
+        policy_kwargs={
+            "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
+            "activation_fn": ACTIVATIONS[net.activation],
+        },
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+    )
+    tic = time.perf_counter()
+    model.learn(total_timesteps=args.budget, progress_bar=False)
+    learn_s = time.perf_counter() - tic
+    checksum = sum(float(p.double().sum()) for p in model.policy.parameters())
+    peak = rss_mib()
+    return {
+        "route": route,
+        "env_rate": env_rate,
+        "train_rate": model.num_timesteps / learn_s,
+        "learn_s": learn_s,
+        "peak_mib": peak,
+        "above_imports_mib": peak - started_rss,
+        "weights": f"{checksum:.10g}",
+    }
+
+
+# ---------------------------------------------------------------------------- parent: the table
+def child_argv(args: argparse.Namespace, route: str) -> list[str]:
+    argv = [sys.executable, __file__, "--child", route, "--env", args.env]
+    argv += ["--env-kwargs", args.env_kwargs, "--copies", str(args.copies)]
+    argv += ["--budget", str(args.budget), "--env-steps", str(args.env_steps)]
+    argv += ["--seed", str(args.seed)]
+    for flag, value in (("--n-steps", args.n_steps), ("--batch-size", args.batch_size)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def start(args: argparse.Namespace, routes: list[str]) -> tuple[subprocess.Popen, float]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    pipe = subprocess.PIPE
+    argv = child_argv(args, ",".join(routes))
+    return subprocess.Popen(argv, stdout=pipe, stderr=pipe, text=True, env=env), time.perf_counter()
+
+
+def collect(proc: subprocess.Popen, started: float) -> list[dict]:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{err}")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    for row in rows:
+        row["proc_s"] = time.perf_counter() - started
+    return rows
+
+
+def measure_all(args: argparse.Namespace, routes: list[str]) -> list[dict]:
+    """One fresh process per route, one at a time, so timings and memory are comparable;
+    ``--quick`` (a smoke test) runs every route in one process to save the imports."""
+    if args.quick:
+        return collect(*start(args, routes))
+    return [row for route in routes for row in collect(*start(args, [route]))]
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (
+        f"{'route':<8}{'env/s':>10}{'train/s':>10}{'x plain':>9}{'learn s':>9}{'proc s':>8}"
+        f"{'peak MiB':>10}{'+MiB':>7}  weights"
+    )
+    plain = next((r["train_rate"] for r in rows if r["route"] == "plain" and "skipped" not in r), 0)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"{r['route']:<8}  skipped: {r['skipped']}")
+            continue
+        ratio = f"{r['train_rate'] / plain:.2f}" if plain else "-"
+        lines.append(
+            f"{r['route']:<8}{r['env_rate']:>10,.0f}{r['train_rate']:>10,.0f}{ratio:>9}"
+            f"{r['learn_s']:>9.1f}{r['proc_s']:>8.1f}{r['peak_mib']:>10.0f}"
+            f"{r['above_imports_mib']:>7.0f}  {r['weights']}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        for route in args.child.split(","):
+            print(json.dumps(run_route(args, route)), flush=True)
+        return
+    load = os.getloadavg()
+    print(
+        f"env {args.env} {args.env_kwargs} | {args.copies} copies | budget {args.budget:,} "
+        f"agent-steps | env-only {args.env_steps:,} | load avg {load[0]:.2f} {load[1]:.2f} "
+        f"{load[2]:.2f} on {os.cpu_count()} cores"
+    )
+    if args.quick:
+        print("--quick: a smoke test (all routes in one process); the numbers mean nothing")
+    print(format_table(measure_all(args, args.routes.split(","))))
+    if not args.no_locate:
+        locate = [sys.executable, str(ROOT / "benchmarks" / "locate_scale.py")]
+        sys.stdout.flush()
+        subprocess.run(locate + (["--quick"] if args.quick else []), check=True, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    main()

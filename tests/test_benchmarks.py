@@ -1,0 +1,30 @@
+"""The benchmark scripts still run (tiny budgets), so they cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_throughput_quick_prints_every_route() -> None:
+    out = run_script("benchmarks/throughput.py", "--quick", "--no-locate")
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert {"plain", "shared", "fast"} <= rows.keys()
+    # Same seed, same trajectories: every route trains exactly the same policy.
+    assert rows["plain"][-1] == rows["shared"][-1] == rows["fast"][-1]
+
+
+def test_locate_scale_quick_reports_time_and_memory() -> None:
+    out = run_script("benchmarks/locate_scale.py", "--quick", "--strategies", "contrast,random")
+    assert "contrast" in out and "random" in out and "peak RSS" in out
