@@ -66,6 +66,8 @@ class GatheringEnv(ParallelEnv):
             "bonus_kwarg": "aggression_bonus",
             "behaviours": ("attack", "hit"),
             "opportunities": ("attack",),
+            "bonus_for": ("hit",),
+            "costs": ("zap_cost",),
         },
     }
 

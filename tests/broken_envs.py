@@ -68,5 +68,14 @@ class NoProtocol(DeclaredGathering):
     metadata = {k: v for k, v in GatheringEnv.metadata.items() if k != "marlmod"}
 
 
+class UndeclaredCost(DeclaredGathering):
+    """Charges ``zap_cost`` but does not declare it as a cost."""
+
+    metadata = {
+        **GatheringEnv.metadata,
+        "marlmod": {k: v for k, v in GatheringEnv.metadata["marlmod"].items() if k != "costs"},
+    }
+
+
 def declared(**kwargs: Any) -> DeclaredGathering:
     return DeclaredGathering(**kwargs)

@@ -54,8 +54,12 @@ def test_clean_env_passes_with_no_findings_and_exit_0() -> None:
     assert "ok (0 errors, 0 warnings)" in result.stdout
 
 
-def test_gathering_as_registered_passes_with_one_warning_about_its_undeclared_cost() -> None:
-    findings = check_env("marlmod/gathering-v0", SMALL, steps=STEPS)
+def test_gathering_as_registered_passes_clean() -> None:
+    assert check_env("marlmod/gathering-v0", SMALL, steps=STEPS) == []
+
+
+def test_undeclared_cost_is_a_warning_naming_the_line_to_add() -> None:
+    findings = check_env("broken_envs:UndeclaredCost", SMALL, steps=STEPS)
     assert [(f.check, f.severity) for f in findings] == [("reward-sum", "warning")]
     assert "'costs': ('zap_cost',)" in findings[0].fix
 
