@@ -28,13 +28,15 @@ def run(
     config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
     out: Path = typer.Option(Path("results"), help="Results root; the run goes in OUT/<name>"),
     workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')"),
+    backend: str = typer.Option("local", help="local (worker processes) or ray (Ray tasks)"),
+    ray_address: str = typer.Option(None, help="Ray cluster address; default: start Ray here"),
 ) -> None:
     """Run (or resume) a scenario end to end and print its results table."""
     from marlmod.config import load_scenario
     from marlmod.experiment import run_scenario
 
     scenario = load_scenario(config)
-    typer.echo(run_scenario(scenario, out, workers or None))
+    typer.echo(run_scenario(scenario, out, workers or None, backend, ray_address))
 
 
 @app.command()

@@ -25,14 +25,33 @@ from marlmod.report import write_report
 PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
 
 
-def run_scenario(scenario: Scenario, out_root: Path, workers: int | None = None) -> str:
-    """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary."""
+BACKENDS = ("local", "ray")
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_root: Path,
+    workers: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> str:
+    """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary.
+
+    ``local`` runs seeds in worker processes on this machine; ``ray`` submits each seed as a Ray
+    task (to ``ray_address``, or a Ray instance started here), which needs ``out_root`` on a
+    filesystem every Ray node shares. Both run the same ``run_seed``, so they give identical
+    numbers for the same seeds.
+    """
+    if backend not in BACKENDS:
+        raise MarlmodError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     resolve_env(scenario.env)  # fail on a bad env before any work starts
-    run_dir = out_root / scenario.name
+    run_dir = out_root.resolve() / scenario.name
     prepare_run_dir(scenario, run_dir)
     n_workers = min(workers or scenario.workers, len(scenario.seeds))
     progress = tqdm(total=len(scenario.seeds), desc=f"{scenario.name}: seeds", unit="seed")
-    if n_workers == 1:
+    if backend == "ray":
+        _run_on_ray(scenario, run_dir, n_workers, ray_address, progress)
+    elif n_workers == 1:
         for seed in scenario.seeds:
             run_seed(scenario, seed, run_dir)
             progress.update()
@@ -44,6 +63,34 @@ def run_scenario(scenario: Scenario, out_root: Path, workers: int | None = None)
                 progress.update()
     progress.close()
     return write_report(run_dir, scenario.name)
+
+
+def _run_on_ray(
+    scenario: Scenario, run_dir: Path, n_workers: int, address: str | None, progress: tqdm
+) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise MarlmodError("backend 'ray' needs Ray: pip install 'marlmod[ray]'") from err
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address,
+            num_cpus=None if address else n_workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    try:
+        task = ray.remote(num_cpus=1)(run_seed)
+        pending = [task.remote(scenario, seed, run_dir) for seed in scenario.seeds]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            ray.get(done)
+            progress.update()
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
