@@ -52,6 +52,20 @@ def report(
 
 
 @app.command()
+def episodes(
+    run_dir: Path = typer.Argument(..., help="A run directory, e.g. results/aggression"),
+    seed: int = typer.Option(0, help="Which seed's models"),
+    strategy: str = typer.Option("contrast", help="Which strategy's cell"),
+    out: Path = typer.Option(None, help="Where to write GIFs (default RUN_DIR/episodes)"),
+) -> None:
+    """GIFs of one episode before pruning, right after, and after cooperative retraining."""
+    from marlmod.episodes import write_episode_gifs
+
+    for path in write_episode_gifs(run_dir, seed, strategy, out or run_dir / "episodes"):
+        typer.echo(path)
+
+
+@app.command()
 def validate(config: Path = typer.Argument(..., help="Scenario YAML to check")) -> None:
     """Check a scenario config (schema and environment) without running anything."""
     from marlmod.config import load_scenario

@@ -143,6 +143,9 @@ class Scenario(_Frozen):
         20, ge=0, description="Weight-shuffled copies per clusterability test (0 = skip it)"
     )
     workers: int = Field(1, ge=1, description="Seeds run in parallel worker processes")
+    tensorboard: bool = Field(
+        False, description="TensorBoard logs of every training run under <run>/tensorboard"
+    )
 
     @model_validator(mode="after")
     def _layer_exists(self) -> Scenario:

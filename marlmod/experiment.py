@@ -7,6 +7,7 @@ under the same config resumes (finished stages are reused, see ``pipeline``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -45,6 +46,8 @@ def run_scenario(
     if backend not in BACKENDS:
         raise MarlmodError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     resolve_env(scenario.env)  # fail on a bad env before any work starts
+    if scenario.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise MarlmodError("tensorboard: true needs TensorBoard: pip install 'marlmod[tracking]'")
     run_dir = out_root.resolve() / scenario.name
     prepare_run_dir(scenario, run_dir)
     n_workers = min(workers or scenario.workers, len(scenario.seeds))

@@ -98,7 +98,7 @@ class SeedRun:
         if not metrics_path.is_file():
             make_env = self.aggressive if name == "pretrain" else self.cooperative
             model = build_model(self.scenario, make_env, self.seed)
-            learn(model, self.scenario.pretrain_steps)
+            learn(self.logged(model), self.scenario.pretrain_steps, log_name=name)
             save_model(model, path)
             write_json(metrics_path, asdict(self.evaluate(model)))
         return path, Metrics(**read_json(metrics_path))
@@ -108,7 +108,8 @@ class SeedRun:
         path = self.dir / "scratch" / "curve.json"
         if not path.is_file():
             model = build_model(self.scenario, self.cooperative, self.seed)
-            write_json(path, [asdict(p) for p in self._train_with_curve(model, None)])
+            curve = self._train_with_curve(model, None, "scratch")
+            write_json(path, [asdict(p) for p in curve])
         return [CurvePoint(**p) for p in read_json(path)]
 
     # ---------------------------------------------------------------- locate and prune
@@ -215,7 +216,13 @@ class SeedRun:
         return read_json(path)
 
     # ---------------------------------------------------------------- retrain
-    def _train_with_curve(self, model: PPO, masks: Masks | None) -> list[CurvePoint]:
+    def logged(self, model: PPO) -> PPO:
+        """Point the model's TensorBoard log at this seed's folder when the scenario asks."""
+        if self.scenario.tensorboard:
+            model.tensorboard_log = str(self.dir.parent / "tensorboard" / self.dir.name)
+        return model
+
+    def _train_with_curve(self, model: PPO, masks: Masks | None, name: str) -> list[CurvePoint]:
         """Cooperative training in equal chunks, evaluating before and after each chunk."""
         cfg = self.scenario.retrain
         chunk = max(1, cfg.steps // cfg.eval_points)
@@ -223,7 +230,7 @@ class SeedRun:
         curve = [CurvePoint(0, first.trait_rate, first.task_return, first.role_returns)]
         callback = HoldMasks(masks) if masks is not None else None
         for i in range(cfg.eval_points):
-            learn(model, chunk, callback=callback, continue_run=i > 0)
+            learn(self.logged(model), chunk, callback, continue_run=i > 0, log_name=name)
             metrics = self.evaluate(model)
             curve.append(
                 CurvePoint(
@@ -247,7 +254,7 @@ class SeedRun:
         masks = self.prune_for(strategy, model)
         if masks is not None:
             apply_masks(model.policy, masks)
-        curve = self._train_with_curve(model, masks if hold else None)
+        curve = self._train_with_curve(model, masks if hold else None, f"retrain_{name}")
         save_model(model, self.dir / name / "model.zip")
         cell = {
             "seed": self.seed,

@@ -69,12 +69,20 @@ def build_model(
 
 
 def learn(
-    model: PPO, steps: int, callback: BaseCallback | None = None, continue_run: bool = False
+    model: PPO,
+    steps: int,
+    callback: BaseCallback | None = None,
+    continue_run: bool = False,
+    log_name: str = "run",
 ) -> PPO:
-    """Train for ``steps`` agent-steps; ``continue_run`` keeps the step counter and env state."""
+    """Train for ``steps`` agent-steps; ``continue_run`` keeps the step counter and env state.
+
+    ``log_name`` names the TensorBoard run when ``model.tensorboard_log`` is set.
+    """
     return model.learn(
         total_timesteps=steps,
         callback=callback,
+        tb_log_name=log_name,
         reset_num_timesteps=not continue_run,
         progress_bar=False,
     )
