@@ -8,7 +8,7 @@ under the same config resumes (finished stages are reused, see ``pipeline``).
 from __future__ import annotations
 
 import importlib.util
-import os
+import shutil
 import subprocess
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import metadata
@@ -23,6 +23,7 @@ from marlmod.errors import MarlmodError
 from marlmod.pipeline import run_seed
 from marlmod.report import write_report
 
+MIN_FREE_BYTES = 256 * 2**20  # a 5-seed scenario writes ~60 MiB; refuse before, not midway
 PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
 
 
@@ -102,8 +103,18 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise MarlmodError(f"cannot create results directory {run_dir}: {err}") from err
-    if not os.access(run_dir, os.W_OK):
-        raise MarlmodError(f"results directory {run_dir} is not writable")
+    try:
+        probe = run_dir / ".write_probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise MarlmodError(f"results directory {run_dir} is not writable: {err}") from err
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise MarlmodError(
+            f"only {free / 2**20:.0f} MiB free under {run_dir}; marlmod needs "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB to start (models, activations)"
+        )
     info_path = run_dir / "run.json"
     if info_path.is_file():
         previous = stored_digest(read_json(info_path), info_path)

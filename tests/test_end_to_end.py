@@ -81,3 +81,22 @@ def test_corrupt_checkpoint_is_named(tmp_path: Path, tiny_dict: dict) -> None:
     (seed_dir / "random" / "cell.json").unlink()
     with pytest.raises(MarlmodError, match="corrupt checkpoint .*model.zip"):
         run_scenario(scenario, tmp_path)
+
+
+def test_unusable_results_directory_fails_before_any_work(
+    tmp_path: Path, tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = parse_scenario(tiny_dict)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(MarlmodError, match="cannot create results directory"):
+        run_scenario(scenario, blocker)
+
+    import marlmod.experiment as experiment
+
+    monkeypatch.setattr(
+        experiment.shutil, "disk_usage", lambda _: type("Usage", (), {"free": 10 * 2**20})()
+    )
+    with pytest.raises(MarlmodError, match="only 10 MiB free"):
+        run_scenario(scenario, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.zip"))
