@@ -184,13 +184,17 @@ def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.Data
             continue
         diff = cut[strategy] - cut[baseline]
         base_mean = cut[baseline].mean()
-        ratio = cut[strategy].mean() / base_mean if abs(base_mean) > 1e-12 else float("inf")
+        ratio = (
+            f"{cut[strategy].mean() / base_mean:.2f}"
+            if base_mean > 1e-12
+            else ("n/a: baseline cut ≤ 0")
+        )
         rows.append(
             {
                 "strategy": strategy,
                 "baseline": baseline,
                 "trait cut minus baseline's (paired)": str(mean_ci(diff.dropna())),
-                "ratio of mean cuts": f"{ratio:.2f}",
+                "ratio of mean cuts": ratio,
                 "seeds where it cut more": f"{int((diff > 0).sum())}/{int(diff.notna().sum())}",
                 "P(cut > baseline's)": round(
                     probability_of_improvement(cut[strategy], cut[baseline]), 2
