@@ -3,6 +3,7 @@
 Run (from the repository root, venv active)::
 
     python benchmarks/throughput.py                 # Gathering, 100k agent-steps per route
+    python benchmarks/throughput.py --repeat 3      # medians of 3 interleaved rounds
     python benchmarks/throughput.py --quick         # CI smoke run, a few seconds
     python benchmarks/throughput.py --env marlmod/signalling-v0 --budget 50000
 
@@ -20,20 +21,23 @@ per route and one route's imports or caches never help another:
     skipped for an env without one.
 ``fast-b1k``
     the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
-    minibatches, which is where PPO's time goes once the env is fast. A candidate setting, not the
-    default — its learning quality is checked separately (``benchmarks/learning_quality.py``) —
-    so its weights differ from the other routes'.
+    minibatches, which is where PPO's time goes once the env is fast. Shown for what the speed
+    would be, *not* a default: ``benchmarks/learning_quality.py`` on configs/aggression.yaml
+    (500k steps, 3 seeds) gave the same attack rate but a lower task return (32.1 vs 38.1).
 
-Every route but ``fast-b1k`` gets the same PPO hyperparameters (``PPOConfig``/``NetworkConfig`` defaults: 64×64
-ReLU MLP, n_steps 128, batch 256, 4 epochs), ``--copies`` env copies (16 by default) and the same
-agent-step budget and seed. Columns: ``env/s`` = agent-steps per second stepping the VecEnv with
-random actions (no policy); ``train/s`` = agent-steps per second of ``PPO.learn`` (rollouts and
-updates); ``learn s`` = its wall time; ``proc s`` = the child's whole wall time (imports, env-only
-run, PPO construction, learning); ``peak MiB`` = the child's peak resident set size
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes torch's ~300 MiB of imports) and
-``+MiB`` = that peak minus the RSS right after the imports; ``weights`` = a checksum of the trained
-policy: equal checksums mean the routes learnt exactly the same policy. The table ends with the
-locating benchmark (``benchmarks/locate_scale.py``) unless ``--no-locate``.
+Every route but ``fast-b1k`` gets the same PPO hyperparameters (``PPOConfig``/``NetworkConfig``
+defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs), ``--copies`` env copies (16 by
+default) and the same agent-step budget and seed. Columns: ``env/s`` = agent-steps per second
+stepping the VecEnv with random actions (no policy); ``train/s`` = agent-steps per second of
+``PPO.learn`` (rollouts and updates); ``/cpu-s`` = the same per second of the process's CPU time
+(``time.process_time``), which other people's load on a shared machine disturbs far less than wall
+time; ``x plain`` = train rate over the plain route's; ``learn s`` = its wall time; ``proc s`` =
+the child's whole wall time (imports, env-only run, PPO construction, learning); ``peak MiB`` = the
+child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes
+torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the imports;
+``weights`` = a checksum of the trained policy: equal checksums mean the routes learnt exactly the
+same policy. The table ends with the locating benchmark (``benchmarks/locate_scale.py``) unless
+``--no-locate``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -49,8 +54,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = ("plain", "shared", "fast", "fast-b1k")
-# A candidate, not a default: 4× the minibatch with the learning rate scaled alike. Measured with
-# benchmarks/learning_quality.py; see the route list in the module docstring.
+# Not a default (it learns less capability; see the module docstring): 4× minibatch and lr.
 FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
 GATHERING = "marlmod/gathering-v0"
 
@@ -66,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-steps", type=int, default=None, help="override PPO n_steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override PPO batch_size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the routes (medians)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets for CI")
     parser.add_argument("--no-locate", action="store_true", help="skip the locating benchmark")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -118,10 +123,10 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     n_actions = venv.action_space.n
     steps = max(1, args.env_steps // venv.num_envs)
     actions = rng.integers(0, n_actions, size=(steps, venv.num_envs))
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     for row in actions:
         venv.step(row)
-    env_rate = steps * venv.num_envs / (time.perf_counter() - tic)
+    env_wall, env_cpu = time.perf_counter() - tic, time.process_time() - cpu
     venv.close()
 
     ppo, net = PPOConfig(), NetworkConfig()
@@ -145,15 +150,17 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         device="cpu",
         verbose=0,
     )
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=args.budget, progress_bar=False)
-    learn_s = time.perf_counter() - tic
+    learn_s, learn_cpu = time.perf_counter() - tic, time.process_time() - cpu
     checksum = sum(float(p.double().sum()) for p in model.policy.parameters())
     peak = rss_mib()
     return {
         "route": route,
-        "env_rate": env_rate,
+        "env_rate": steps * venv.num_envs / env_wall,
+        "env_cpu_rate": steps * venv.num_envs / env_cpu,
         "train_rate": model.num_timesteps / learn_s,
+        "train_cpu_rate": model.num_timesteps / learn_cpu,
         "learn_s": learn_s,
         "peak_mib": peak,
         "above_imports_mib": peak - started_rss,
@@ -191,30 +198,60 @@ def collect(proc: subprocess.Popen, started: float) -> list[dict]:
 
 
 def measure_all(args: argparse.Namespace, routes: list[str]) -> list[dict]:
-    """One fresh process per route, one at a time, so timings and memory are comparable;
-    ``--quick`` (a smoke test) runs every route in one process to save the imports."""
+    """One fresh process per route, routes taking turns for ``--repeat`` rounds, so timings and
+    memory are comparable and a burst of load hits every route alike; ``--quick`` (a smoke test)
+    runs every route in one process to save the imports."""
     if args.quick:
         return collect(*start(args, routes))
-    return [row for route in routes for row in collect(*start(args, [route]))]
+    rounds = [
+        [row for route in routes for row in collect(*start(args, [route]))]
+        for _ in range(args.repeat)
+    ]
+    return [median_row([r[i] for r in rounds]) for i in range(len(routes))]
+
+
+def median_row(rows: list[dict]) -> dict:
+    """Per-field medians of one route's rounds (the first round's non-numeric fields)."""
+    out = dict(rows[0])
+    for key, value in out.items():
+        if isinstance(value, float):
+            out[key] = statistics.median(r[key] for r in rows)
+    out["train_range"] = (min(r["train_rate"] for r in rows), max(r["train_rate"] for r in rows))
+    return out
+
+
+COLUMNS = (  # header, row key, format
+    ("env/s", "env_rate", ",.0f"),
+    ("env/cpu-s", "env_cpu_rate", ",.0f"),
+    ("train/s", "train_rate", ",.0f"),
+    ("train/cpu-s", "train_cpu_rate", ",.0f"),
+    ("x plain", "x_plain", ".2f"),
+    ("x plain cpu", "x_plain_cpu", ".2f"),
+    ("learn s", "learn_s", ".1f"),
+    ("proc s", "proc_s", ".1f"),
+    ("peak MiB", "peak_mib", ".0f"),
+    ("+MiB", "above_imports_mib", ".0f"),
+)
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (
-        f"{'route':<8}{'env/s':>10}{'train/s':>10}{'x plain':>9}{'learn s':>9}{'proc s':>8}"
-        f"{'peak MiB':>10}{'+MiB':>7}  weights"
-    )
-    plain = next((r["train_rate"] for r in rows if r["route"] == "plain" and "skipped" not in r), 0)
+    plain = next((r for r in rows if r["route"] == "plain" and "skipped" not in r), None)
+    head = f"{'route':<9}" + "".join(f"{h:>12}" for h, _, _ in COLUMNS) + "  weights"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"{r['route']:<8}  skipped: {r['skipped']}")
+            lines.append(f"{r['route']:<9}  skipped: {r['skipped']}")
             continue
-        ratio = f"{r['train_rate'] / plain:.2f}" if plain else "-"
-        lines.append(
-            f"{r['route']:<8}{r['env_rate']:>10,.0f}{r['train_rate']:>10,.0f}{ratio:>9}"
-            f"{r['learn_s']:>9.1f}{r['proc_s']:>8.1f}{r['peak_mib']:>10.0f}"
-            f"{r['above_imports_mib']:>7.0f}  {r['weights']}"
+        if plain:
+            r["x_plain"] = r["train_rate"] / plain["train_rate"]
+            r["x_plain_cpu"] = r["train_cpu_rate"] / plain["train_cpu_rate"]
+        cells = "".join(
+            f"{format(r[key], fmt) if key in r else '-':>12}" for _, key, fmt in COLUMNS
         )
+        lines.append(f"{r['route']:<9}{cells}  {r['weights']}")
+        if "train_range" in r and r["train_range"][0] != r["train_range"][1]:
+            low, high = r["train_range"]
+            lines[-1] += f"  (train/s {low:,.0f}-{high:,.0f})"
     return "\n".join(lines)
 
 
@@ -228,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"env {args.env} {args.env_kwargs} | {args.copies} copies | budget {args.budget:,} "
         f"agent-steps | env-only {args.env_steps:,} | load avg {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f} on {os.cpu_count()} cores"
+        f"{load[2]:.2f} on {os.cpu_count()} cores | median of {args.repeat} round(s)"
     )
     if args.quick:
         print("--quick: a smoke test (all routes in one process); the numbers mean nothing")

@@ -17,9 +17,11 @@ Observations (``Box(0, 1, (3 * (2r+1)**2 + 1,), float32)``, ``r = view_radius``)
 Dynamics, in order, each step
     1. Zaps: every active agent choosing zap hits every *other active* agent within Chebyshev
        distance ``zap_range``. Hits are simultaneous, so two agents can freeze each other.
-    2. Hit agents leave the grid for ``freeze_steps`` steps, then reappear on a random cell.
-    3. Moves: the remaining active agents move (walls block; agents may share a cell).
-    4. Apples: agents standing on an apple eat it, in a random order (one apple, one eater).
+    2. Moves: active agents that neither zapped nor were hit move (walls block; agents may
+       share a cell); hit agents stay where they are this step.
+    3. Apples: active agents standing on an apple eat it, in a random order (one apple, one
+       eater) — a hit agent still eats an apple on its own cell this step.
+    4. Hit agents then leave the grid for ``freeze_steps`` steps and reappear on a random cell.
        Each eaten apple site regrows with probability ``respawn_prob`` per step.
 Rewards
     ``task_reward`` = apples eaten this step; ``bonus_reward`` = ``aggression_bonus`` × rivals

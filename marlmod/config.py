@@ -22,8 +22,9 @@ from marlmod.locate import STRATEGIES
 # Fields that choose *which* stages run or *how* they are executed, not what any stage computes.
 EXECUTION_ONLY = {
     "workers": True,
+    "tensorboard": True,
     "ppo": {"vectorised"},
-    "prune": {"strategies", "released", "sweep"},
+    "prune": {"strategies", "released", "relocate", "sweep"},
 }
 
 
@@ -94,11 +95,16 @@ class PruneConfig(_Frozen):
     released: tuple[str, ...] = Field(
         (), description="Strategies also retrained with masks released (can the module regrow?)"
     )
+    relocate: tuple[str, ...] = Field(
+        (),
+        description="Strategies whose retrained model is re-located and pruned again "
+        "(did the trait move to other units?)",
+    )
     sweep: tuple[float, ...] = Field(
         (), description="Extra fractions scored right after pruning (trait vs capability curve)"
     )
 
-    @field_validator("strategies", "released")
+    @field_validator("strategies", "released", "relocate")
     @classmethod
     def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [n for n in names if n not in STRATEGIES]
@@ -117,15 +123,39 @@ class PruneConfig(_Frozen):
 
     @model_validator(mode="after")
     def _released_are_run(self) -> PruneConfig:
-        missing = [n for n in self.released if n not in self.strategies]
-        if missing:
-            raise ValueError(f"released strategy {missing[0]!r} is not in prune.strategies")
+        for field_name in ("released", "relocate"):
+            missing = [n for n in getattr(self, field_name) if n not in self.strategies]
+            if missing:
+                raise ValueError(f"{field_name} strategy {missing[0]!r} is not in prune.strategies")
         return self
 
 
 class RetrainConfig(_Frozen):
     steps: int = Field(ge=1, description="Cooperative retraining agent-steps")
     eval_points: int = Field(4, ge=1, description="Evaluations along retraining (relapse curve)")
+
+
+class PretrainConfig(_Frozen):
+    """How the ``pretrain`` model is trained; the control is always plain."""
+
+    method: Literal["plain", "routing", "modular"] = Field(
+        "plain",
+        description="plain: ordinary PPO; routing: gradient routing of trait steps into "
+        "prune.layer's first routed_fraction units (marlmod.routing); modular: a wiring-length "
+        "cost that makes the policy net clusterable (marlmod.modularity)",
+    )
+    routed_fraction: float = Field(
+        0.25, gt=0, le=1, description="routing: share of prune.layer's units the trait goes to"
+    )
+    label_coverage: float = Field(
+        1.0, gt=0, le=1, description="routing: share of trait steps labelled (others update all)"
+    )
+    route_non_trait: bool = Field(
+        True, description="routing: keep non-trait steps' gradient out of the routed units"
+    )
+    modularity: float = Field(
+        0.1, ge=0, description="modular: λ of the proximal cost λ·|w|·wiring length (Adam units)"
+    )
 
 
 class Scenario(_Frozen):
@@ -139,6 +169,9 @@ class Scenario(_Frozen):
     evaluation: EvalConfig = EvalConfig()
     record_episodes: int = Field(16, ge=1, description="Episodes of activations for locating")
     prune: PruneConfig = PruneConfig()
+    pretrain: PretrainConfig = Field(
+        PretrainConfig(), description="Pretraining method (plain, gradient routing, modular)"
+    )
     clusterability_shuffles: int = Field(
         20, ge=0, description="Weight-shuffled copies per clusterability test (0 = skip it)"
     )
@@ -156,6 +189,8 @@ class Scenario(_Frozen):
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must not repeat")
+        if "routed" in self.prune.strategies and self.pretrain.method != "routing":
+            raise ValueError("prune strategy 'routed' needs pretrain.method: routing")
         return self
 
     @property
@@ -165,6 +200,8 @@ class Scenario(_Frozen):
         stepping route (proven trajectory-identical by a test) leave finished stages valid, so
         adding a strategy to a finished run computes only the new cells."""
         data = self.model_dump(mode="json", exclude=EXECUTION_ONLY)
+        if self.pretrain == PretrainConfig():  # keeps digests of runs made before the section
+            del data["pretrain"]
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -16,6 +16,7 @@ Layout of one seed's directory::
     <strategy>/cell.json, model.zip    before / pruned / retrained metrics, relapse curve, model
     <strategy>~released/…              the same prune retrained with masks released
     <strategy>/sweep.json              trait and capability right after pruning, per fraction
+    <strategy>/relocation.json         the trait re-located on the retrained model and pruned again
     clusterability.json                n-cut of pretrained and control nets vs shuffled copies
 """
 
@@ -27,15 +28,18 @@ from pathlib import Path
 
 import numpy as np
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 
 from marlmod.atomic import read_json, write_json, write_with
 from marlmod.clusterability import clusterability, policy_weights
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
 from marlmod.locate import Evidence, score_units, top_units
+from marlmod.modularity import WiringCost
 from marlmod.prune import HoldMasks, Masks, Prune, apply_masks, load_prune, save_prune, unit_masks
 from marlmod.record import activations_on
 from marlmod.rollout import rollout
+from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
 NO_PRUNE = "none"  # plain cooperative fine-tuning of the unpruned model: the baseline to beat
@@ -97,11 +101,39 @@ class SeedRun:
         path, metrics_path = stage / "model.zip", stage / "metrics.json"
         if not metrics_path.is_file():
             make_env = self.aggressive if name == "pretrain" else self.cooperative
-            model = build_model(self.scenario, make_env, self.seed)
-            learn(self.logged(model), self.scenario.pretrain_steps, log_name=name)
+            method = self.scenario.pretrain.method if name == "pretrain" else "plain"
+            buffer = RoutedRolloutBuffer if method == "routing" else None
+            model = build_model(self.scenario, make_env, self.seed, rollout_buffer_class=buffer)
+            callback = self.pretrain_callback(method)
+            learn(self.logged(model), self.scenario.pretrain_steps, callback, log_name=name)
             save_model(model, path)
             write_json(metrics_path, asdict(self.evaluate(model)))
         return path, Metrics(**read_json(metrics_path))
+
+    def pretrain_callback(self, method: str) -> BaseCallback | None:
+        """What makes ``pretrain.method`` differ from plain PPO, as a training callback."""
+        cfg = self.scenario.pretrain
+        if method == "routing":
+            return RouteLabels(
+                self.trait,
+                self.scenario.prune.layer,
+                cfg.routed_fraction,
+                cfg.label_coverage,
+                cfg.route_non_trait,
+                seed=self.seed,
+            )
+        if method == "modular":
+            return WiringCost(cfg.modularity)
+        return None
+
+    def routed_units(self) -> tuple[int, ...] | None:
+        """The units gradient routing sent the trait to (None unless ``pretrain.method`` is
+        routing); the ``routed`` strategy prunes them."""
+        if self.scenario.pretrain.method != "routing":
+            return None
+        layer = self.scenario.prune.layer
+        width = self.scenario.network.hidden[self.scenario.network.policy_layers.index(layer)]
+        return designated_units(width, self.scenario.pretrain.routed_fraction)
 
     def scratch_curve(self) -> list[CurvePoint]:
         """A fresh network trained cooperatively on the retraining budget: the capability bar."""
@@ -153,6 +185,7 @@ class SeedRun:
                 control_acts=data["control_activations"],
                 policy=model.policy,
                 layer=layer,
+                routed_units=self.routed_units(),
             )
 
     def scores(self, strategy: str, model: PPO) -> np.ndarray:
@@ -272,6 +305,46 @@ class SeedRun:
         write_json(path, cell)
         return cell
 
+    # ---------------------------------------------------------------- relocation
+    def relocation(self, strategy: str) -> dict:
+        """Did the trait move to other units during retraining? Re-locate it on the retrained
+        model (``contrast`` on fresh recordings, pruned units excluded), prune that many more
+        units, and measure the trait again."""
+        path = self.dir / strategy / "relocation.json"
+        if path.is_file():
+            return read_json(path)
+        prune, masks = load_prune(self.dir / strategy)
+        model = load_model(
+            self.dir / strategy / "model.zip", self.scenario, self.cooperative, self.seed
+        )
+        rec = rollout(
+            model.policy,
+            self.aggressive,
+            self.scenario.record_episodes,
+            RECORD_SEED_OFFSET + self.seed,
+            self.trait,
+            self.scenario.evaluation.deterministic,
+            record=[prune.layer],
+        )
+        rows = rec.rows_of(self.scenario.env.trait_role)
+        result: dict = {"strategy": strategy, "trait_steps": int(rec.trait[rows].sum())}
+        if 2 <= result["trait_steps"] < rows.sum() - 1:
+            ev = Evidence(acts=rec.activations[prune.layer][rows], trait=rec.trait[rows])
+            d = score_units("contrast", ev, np.random.default_rng(self.seed))
+            d[list(prune.units)] = -np.inf
+            units = top_units(d, prune.fraction)
+            again = Prune("relocated", prune.layer, prune.fraction, tuple(int(u) for u in units))
+            apply_masks(model.policy, unit_masks(model.policy, again))
+            metrics = self.evaluate(model)
+            result.update(
+                new_units=list(again.units),
+                new_units_max_d=float(d[units].max()),
+                trait_rate_second_prune=metrics.trait_rate,
+                task_return_second_prune=metrics.task_return,
+            )
+        write_json(path, result)
+        return result
+
     # ---------------------------------------------------------------- everything
     def run(self) -> dict:
         """Every stage for this seed; returns the seed's cells and references."""
@@ -283,6 +356,8 @@ class SeedRun:
         cells += [self.cell(s, hold=False) for s in prune.released]
         for strategy in prune.strategies if prune.sweep else ():
             self.sweep(strategy)
+        for strategy in prune.relocate:
+            self.relocation(strategy)
         if self.scenario.clusterability_shuffles:
             self.clusterability()
         return {

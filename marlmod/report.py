@@ -228,6 +228,46 @@ def load_clusterability(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_relocations(run_dir: Path, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per seed × strategy: the trait after retraining, and after pruning where it moved to."""
+    rows = [
+        {"seed": int(path.parent.parent.name.removeprefix("seed_")), **read_json(path)}
+        for path in sorted(run_dir.glob("seed_*/*/relocation.json"))
+    ]
+    if not rows:
+        return pd.DataFrame()
+    found = pd.DataFrame(rows)
+    return found.merge(
+        cells[["seed", "strategy", "trait_rate_retrained", "task_return_retrained"]],
+        on=["seed", "strategy"],
+    )
+
+
+def relocation_table(relocations: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for strategy, group in relocations.groupby("strategy"):
+        rows.append(
+            {
+                "strategy": strategy,
+                "seeds": len(group),
+                "trait retrained": str(mean_ci(group.trait_rate_retrained, method="bootstrap")),
+                "trait after pruning the re-located units": str(
+                    mean_ci(
+                        group.get("trait_rate_second_prune", pd.Series(dtype=float)),
+                        method="bootstrap",
+                    )
+                ),
+                "task return after": str(
+                    mean_ci(
+                        group.get("task_return_second_prune", pd.Series(dtype=float)),
+                        method="bootstrap",
+                    )
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def clusterability_table(clusters: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for network, group in clusters.groupby("network"):
@@ -246,7 +286,9 @@ def clusterability_table(clusters: pd.DataFrame) -> pd.DataFrame:
 
 
 def report_tables(
-    cells: pd.DataFrame, clusters: pd.DataFrame | None = None
+    cells: pd.DataFrame,
+    clusters: pd.DataFrame | None = None,
+    relocations: pd.DataFrame | None = None,
 ) -> dict[str, tuple[str, pd.DataFrame]]:
     """The tables of a report, each with a sentence saying how to read it."""
     tables = {
@@ -265,6 +307,13 @@ def report_tables(
             "baseline's) is the probability of improvement over seeds (Mann–Whitney).",
             paired,
         )
+    if relocations is not None and not relocations.empty:
+        tables["Relocation after retraining"] = (
+            "The trait re-located on each retrained model (`contrast` on fresh recordings, the "
+            "pruned units excluded) and that many more units pruned: if the trait falls again, "
+            "it had moved to those units. Mean [95% bootstrap CI] over seeds.",
+            relocation_table(relocations),
+        )
     if clusters is not None and not clusters.empty:
         tables["Clusterability (Filan et al.)"] = (
             "Normalised cut of the policy network's weight graph (4 spectral clusters; lower = "
@@ -275,7 +324,10 @@ def report_tables(
     return tables
 
 
-def render_markdown(name: str, cells: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
+Tables = dict[str, tuple[str, pd.DataFrame]]
+
+
+def render_markdown(name: str, tables: Tables) -> str:
     parts = [
         f"# Results: {name}",
         "",
@@ -284,14 +336,14 @@ def render_markdown(name: str, cells: pd.DataFrame, clusters: pd.DataFrame | Non
         "Column definitions: `marlmod/report.py`.",
         "",
     ]
-    for title, (note, table) in report_tables(cells, clusters).items():
+    for title, (note, table) in tables.items():
         parts += [f"## {title}", "", note, "", table.to_markdown(index=False), ""]
     return "\n".join(parts)
 
 
-def render_html(name: str, cells: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
+def render_html(name: str, tables: Tables) -> str:
     body = [f"<h1>Results: {name}</h1>"]
-    for title, (note, table) in report_tables(cells, clusters).items():
+    for title, (note, table) in tables.items():
         body += [f"<h2>{title}</h2>", f"<p>{note}</p>", table.to_html(index=False)]
     return "<!doctype html><meta charset='utf-8'>" + "\n".join(body) + "\n"
 
@@ -305,9 +357,10 @@ def write_report(run_dir: Path, name: str) -> str:
     write_text(run_dir / "cells.csv", cells.to_csv(index=False))
     write_text(run_dir / "curves.csv", curves.to_csv(index=False))
     write_text(run_dir / "summary.csv", tidy_summary(cells).to_csv(index=False))
-    markdown = render_markdown(name, cells, clusters)
+    tables = report_tables(cells, clusters, load_relocations(run_dir, cells))
+    markdown = render_markdown(name, tables)
     write_text(run_dir / "summary.md", markdown)
-    write_text(run_dir / "summary.html", render_html(name, cells, clusters))
+    write_text(run_dir / "summary.html", render_html(name, tables))
     plot_relapse(curves, run_dir / "relapse.png")
     plot_pareto(cells, run_dir / "pareto.png")
     if not sweeps.empty:

@@ -14,7 +14,7 @@ from marlmod.experiment import run_scenario
 
 def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) -> None:
     tiny_dict["seeds"] = [0, 1]
-    tiny_dict["prune"].update(sweep=[0.5, 0.25], released=["contrast"])
+    tiny_dict["prune"].update(sweep=[0.5, 0.25], released=["contrast"], relocate=["contrast"])
     scenario = parse_scenario(tiny_dict)
     summary = run_scenario(scenario, tmp_path)
     run_dir = tmp_path / "tiny"
@@ -32,7 +32,8 @@ def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) ->
     assert "| contrast" in summary and (run_dir / "relapse.png").stat().st_size > 0
     sweep = pd.read_csv(run_dir / "sweep.csv")
     assert sorted(sweep.fraction.unique()) == [0.25, 0.5] and len(sweep) == 2 * 2 * 2
-    assert "Clusterability" in summary
+    assert "Clusterability" in summary and "Relocation after retraining" in summary
+    assert (run_dir / "seed_1" / "contrast" / "relocation.json").is_file()
     for name in (
         "summary.csv",
         "summary.html",
