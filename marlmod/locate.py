@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from marlmod import clusterability
+from marlmod import clusterability, routing
 from marlmod.errors import MarlmodError
 from marlmod.strategies import activations, weights
 from marlmod.strategies.common import cohens_d, split_by_trait
@@ -39,6 +39,7 @@ class Evidence:
     control_acts: np.ndarray | None = None  # float [rows, units]: control policy, same obs
     policy: nn.Module | None = None  # the pretrained policy (for weights and gradients)
     layer: str | None = None  # module path of the layer, under ``policy``
+    routed_units: tuple[int, ...] | None = None  # units the trait was routed into (routing)
 
     def __post_init__(self) -> None:
         if self.acts.ndim != 2 or len(self.acts) != len(self.trait):
@@ -82,6 +83,7 @@ STRATEGIES: dict[str, UnitScorer] = {
     "weight_magnitude": weights.weight_magnitude,
     "wanda": weights.wanda,
     "activation_magnitude": activations.activation_magnitude,
+    "routed": routing.routed,
 }
 
 

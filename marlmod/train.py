@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
@@ -41,10 +42,15 @@ def make_venv(scenario: Scenario, make_env: EnvFactory) -> VecEnv:
 
 
 def build_model(
-    scenario: Scenario, make_env: EnvFactory, seed: int, tensorboard_log: str | None = None
+    scenario: Scenario,
+    make_env: EnvFactory,
+    seed: int,
+    tensorboard_log: str | None = None,
+    rollout_buffer_class: type[RolloutBuffer] | None = None,
 ) -> PPO:
     """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
-    hidden units never touches the critic)."""
+    hidden units never touches the critic). ``rollout_buffer_class`` lets a pretraining method
+    store extra per-step data (gradient routing's labels, ``marlmod.routing``)."""
     ppo, net = scenario.ppo, scenario.network
     return PPO(
         "MlpPolicy",
@@ -61,6 +67,7 @@ def build_model(
             "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
             "activation_fn": ACTIVATIONS[net.activation],
         },
+        rollout_buffer_class=rollout_buffer_class,
         seed=seed,
         device="cpu",
         tensorboard_log=tensorboard_log,

@@ -1,0 +1,194 @@
+"""Gradient routing (Cloud et al. 2024): train the trait into a chosen set of units, then cut them.
+
+Post-hoc locating has to *find* where a trait lives; gradient routing decides it in advance. During
+pretraining, the PPO loss of every agent-step labelled with the trait may only update a
+designated subset of one hidden layer's units (the first ``round(fraction × width)``); the loss of
+other steps may be kept away from those units (``route_non_trait``). Pruning then removes exactly
+the designated units (the ``routed`` locating strategy).
+
+How it rides inside SB3's PPO, through public extension points only:
+
+- ``RouteLabels`` (a callback): SB3 calls ``on_step`` after ``env.step`` and *before*
+  ``rollout_buffer.add``, so ``_on_step`` reads each slot's ``infos[slot]["behaviour"][trait]``
+  and hands the buffer one route code per slot for the step about to be stored.
+- ``RoutedRolloutBuffer`` (passed as PPO's ``rollout_buffer_class``): stores those codes beside the
+  rollout and, whenever PPO draws a minibatch, exposes that minibatch's codes as ``batch_codes``.
+- A forward hook on the routed layer (registered by ``RouteLabels`` for the duration of ``learn``)
+  rewrites each sample's output as ``h = m ⊙ h + (1 − m) ⊙ h.detach()``: the value is unchanged,
+  so acting is unchanged, but gradient reaches the layer (and everything before it) only through
+  the units the sample's mask ``m`` allows.
+
+Codes: ``FREE`` (all units; unlabelled trait steps when ``label_coverage < 1``, or every non-trait
+step when routing them is off), ``TRAIT`` (designated units only), ``OTHER`` (all but the
+designated units). A model saved with this buffer class loads as an ordinary PPO: without the
+callback every stored code is ``FREE`` and no hook exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
+from torch import nn
+
+from marlmod.errors import MarlmodError
+from marlmod.prune import hidden_layer
+from marlmod.record import resolve_module
+from marlmod.strategies.common import need
+
+if TYPE_CHECKING:
+    from marlmod.locate import Evidence
+
+FREE, TRAIT, OTHER = 0, 1, 2
+
+
+def designated_units(width: int, fraction: float) -> tuple[int, ...]:
+    """The routed units of a layer of ``width``: the first ``round(fraction × width)`` (≥ 1).
+
+    Same rounding as ``marlmod.locate.top_units``, so a prune of the same fraction removes
+    exactly these units.
+    """
+    if not 0 < fraction <= 1:
+        raise MarlmodError(f"routed fraction must be in (0, 1], got {fraction}")
+    return tuple(range(max(1, int(round(fraction * width)))))
+
+
+def route_codes(trait: np.ndarray, labelled: np.ndarray, route_non_trait: bool) -> np.ndarray:
+    """One route code per slot from its trait flag and whether that trait step is labelled."""
+    trait = np.asarray(trait, dtype=bool)
+    codes = np.full(trait.shape, OTHER if route_non_trait else FREE, dtype=np.int8)
+    codes[trait] = FREE
+    codes[trait & np.asarray(labelled, dtype=bool)] = TRAIT
+    return codes
+
+
+def unit_masks_for(codes: torch.Tensor, width: int, units: Sequence[int]) -> torch.Tensor:
+    """``[batch, width]`` 0/1 masks: which units each sample's gradient may flow through."""
+    designated = torch.zeros(width, dtype=torch.bool)
+    designated[list(units)] = True
+    masks = torch.ones(len(codes), width, dtype=torch.bool)
+    masks[codes == TRAIT] = designated
+    masks[codes == OTHER] = ~designated
+    return masks
+
+
+def route_gradient(h: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``m ⊙ h + (1 − m) ⊙ h.detach()``: same values, gradient only through ``m``'s units."""
+    return torch.where(masks.to(h.device), h, h.detach())
+
+
+class RoutedRolloutBuffer(RolloutBuffer):
+    """SB3's ``RolloutBuffer`` plus one route code per stored agent-step.
+
+    ``pending`` is set by ``RouteLabels`` before each ``add``; when nobody sets it (a loaded model
+    trained without routing) every step is ``FREE``. ``batch_codes`` holds the codes of the
+    minibatch PPO drew last, read by the routing hook during that minibatch's forward pass.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.pending: np.ndarray | None = None
+        self.batch_codes: torch.Tensor | None = None
+        super().__init__(*args, **kwargs)
+
+    def reset(self) -> None:
+        self.codes = np.zeros((self.buffer_size, self.n_envs), dtype=np.int8)
+        self.batch_codes = None  # collection is under no_grad: nothing to route
+        super().reset()
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        if self.pending is not None:
+            self.codes[self.pos] = self.pending
+            self.pending = None
+        super().add(*args, **kwargs)
+
+    def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
+        if not self.generator_ready:  # flatten like SB3 flattens its own arrays
+            self.flat_codes = self.swap_and_flatten(self.codes).reshape(-1)
+        yield from super().get(batch_size)
+        self.batch_codes = None
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> RolloutBufferSamples:
+        self.batch_codes = torch.as_tensor(self.flat_codes[batch_inds])
+        return super()._get_samples(batch_inds, env)
+
+
+class RouteLabels(BaseCallback):
+    """Route the PPO gradient of trait-labelled steps into ``units`` of ``layer``.
+
+    ``label_coverage`` is the chance that a trait step is labelled (unlabelled ones update every
+    unit, as if the labeller missed them); draws use ``seed``, so a run is reproducible.
+    """
+
+    def __init__(
+        self,
+        trait: str,
+        layer: str,
+        fraction: float,
+        label_coverage: float = 1.0,
+        route_non_trait: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0 < label_coverage <= 1:
+            raise MarlmodError(f"label_coverage must be in (0, 1], got {label_coverage}")
+        self.trait, self.layer, self.fraction = trait, layer, fraction
+        self.label_coverage, self.route_non_trait = label_coverage, route_non_trait
+        self.rng = np.random.default_rng(seed)
+        self.units: tuple[int, ...] = ()
+        self.counts = np.zeros(3, dtype=np.int64)  # steps stored per code: a check on labelling
+        self._handle: torch.utils.hooks.RemovableHandle | None = None
+
+    def _on_training_start(self) -> None:
+        buffer = self.model.rollout_buffer
+        if not isinstance(buffer, RoutedRolloutBuffer):
+            raise MarlmodError(
+                "RouteLabels needs PPO(rollout_buffer_class=RoutedRolloutBuffer); "
+                f"this model uses {type(buffer).__name__}"
+            )
+        policy = self.model.policy
+        producer = resolve_module(policy, hidden_layer(policy, self.layer).producer)
+        width = producer.out_features
+        self.units = designated_units(width, self.fraction)
+
+        def hook(_: nn.Module, __: Any, h: torch.Tensor) -> torch.Tensor | None:
+            codes = buffer.batch_codes
+            if codes is None or not torch.is_grad_enabled() or len(codes) != len(h):
+                return None
+            return route_gradient(h, unit_masks_for(codes, width, self.units))
+
+        self._handle = resolve_module(policy, self.layer).register_forward_hook(hook)
+
+    def _on_step(self) -> bool:
+        infos = self.locals["infos"]
+        trait = np.array([bool(i.get("behaviour", {}).get(self.trait, False)) for i in infos])
+        labelled = self.rng.random(len(trait)) < self.label_coverage
+        codes = route_codes(trait, labelled, self.route_non_trait)
+        self.model.rollout_buffer.pending = codes
+        self.counts += np.bincount(codes, minlength=3)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        self.model.rollout_buffer.batch_codes = None
+
+
+def routed(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
+    """Locating strategy for a routed policy: the units the trait was routed into rank first.
+
+    Nothing is inferred from activations: training put the trait there, so a prune of the
+    routed fraction removes exactly ``ev.routed_units`` (filled by ``SeedRun.evidence``). Among
+    the rest, units are ordered by index, which never matters at the matched fraction.
+    """
+    units = need(ev, "routed_units", "routed")
+    if len(units) and max(units) >= ev.units:
+        raise MarlmodError(f"routed unit {max(units)} is outside a layer of {ev.units} units")
+    scores = -np.arange(ev.units, dtype=np.float64) / ev.units  # in (-1, 0]: index tie-break
+    scores[list(units)] += 2.0
+    return scores
