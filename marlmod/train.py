@@ -8,13 +8,16 @@ atomically and loaded with a clear error when corrupt. Seeding goes through SB3'
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
@@ -51,7 +54,7 @@ def build_model(
     """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
     hidden units never touches the critic). ``rollout_buffer_class`` lets a pretraining method
     store extra per-step data (gradient routing's labels, ``marlmod.routing``)."""
-    ppo, net = scenario.ppo, scenario.network
+    ppo = scenario.ppo
     return PPO(
         "MlpPolicy",
         make_venv(scenario, make_env),
@@ -63,16 +66,21 @@ def build_model(
         gamma=ppo.gamma,
         gae_lambda=ppo.gae_lambda,
         clip_range=ppo.clip_range,
-        policy_kwargs={
-            "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
-            "activation_fn": ACTIVATIONS[net.activation],
-        },
+        policy_kwargs=policy_kwargs(scenario),
         rollout_buffer_class=rollout_buffer_class,
         seed=seed,
         device="cpu",
         tensorboard_log=tensorboard_log,
         verbose=0,
     )
+
+
+def policy_kwargs(scenario: Scenario) -> dict[str, Any]:
+    net = scenario.network
+    return {
+        "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
+        "activation_fn": ACTIVATIONS[net.activation],
+    }
 
 
 def learn(
@@ -100,18 +108,57 @@ def save_model(model: PPO, path: Path) -> None:
 
 
 def load_model(path: Path, scenario: Scenario, make_env: EnvFactory, seed: int) -> PPO:
-    """Load a checkpoint onto fresh envs of ``make_env`` (e.g. the cooperative variant).
+    """Load a checkpoint onto fresh envs of ``make_env`` (e.g. the cooperative variant), without
+    unpickling anything.
 
-    SB3 zips contain pickled objects: only load checkpoints this run (or you) wrote.
+    An SB3 zip stores some entries (policy class, spaces, schedules, buffers) with cloudpickle,
+    which can run arbitrary code. marlmod rebuilds every such entry from the scenario instead, so
+    loading reads only JSON and ``torch.load(weights_only=True)`` tensors; a checkpoint with a
+    pickled entry marlmod does not know is refused.
     """
     if not path.is_file():
         raise MarlmodError(f"checkpoint not found: {path}")
+    venv = make_venv(scenario, make_env)
+    replacements = pickle_free_entries(scenario, venv)
     try:
-        model = PPO.load(path, env=make_venv(scenario, make_env), device="cpu")
+        unknown = sorted(set(pickled_entries(path)) - set(replacements))
+        if unknown:
+            raise MarlmodError(
+                f"checkpoint {path} has pickled entries marlmod does not rebuild "
+                f"({', '.join(unknown)}); refusing to unpickle them"
+            )
+        model = PPO.load(path, env=venv, device="cpu", custom_objects=replacements)
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, KeyError) as err:
         raise MarlmodError(f"corrupt checkpoint {path}: {err}; delete it to retrain") from err
     model.set_random_seed(seed)
     return model
+
+
+def pickled_entries(path: Path) -> list[str]:
+    """Names of the cloudpickled entries in an SB3 zip, read as JSON (nothing is unpickled)."""
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    return [
+        key for key, value in data.items() if isinstance(value, dict) and ":serialized:" in value
+    ]
+
+
+def pickle_free_entries(scenario: Scenario, venv: VecEnv) -> dict[str, Any]:
+    """What marlmod rebuilds instead of unpickling (schedules are rebuilt by SB3 itself from the
+    stored floats; buffers and last observations are reset by the next ``learn``)."""
+    return {
+        "policy_class": ActorCriticPolicy,
+        "policy_kwargs": policy_kwargs(scenario),
+        "observation_space": venv.observation_space,
+        "action_space": venv.action_space,
+        "rollout_buffer_class": RolloutBuffer,
+        "clip_range": scenario.ppo.clip_range,
+        "lr_schedule": scenario.ppo.learning_rate,
+        "_last_obs": None,
+        "_last_episode_starts": None,
+        "ep_info_buffer": None,
+        "ep_success_buffer": None,
+    }
 
 
 def limit_threads() -> None:
