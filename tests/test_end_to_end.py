@@ -101,3 +101,12 @@ def test_unusable_results_directory_fails_before_any_work(
     with pytest.raises(MarlmodError, match="only 10 MiB free"):
         run_scenario(scenario, tmp_path / "out")
     assert not list((tmp_path / "out").rglob("*.zip"))
+
+
+def test_corrupt_results_file_is_named_not_skipped(tmp_path: Path, tiny_dict: dict) -> None:
+    scenario = parse_scenario(tiny_dict)
+    run_scenario(scenario, tmp_path)
+    cell = tmp_path / "tiny" / "seed_0" / "contrast" / "cell.json"
+    cell.write_text('{"seed": 0, "strat')  # truncated mid-write by something other than marlmod
+    with pytest.raises(MarlmodError, match="corrupt results file .*contrast/cell.json"):
+        run_scenario(scenario, tmp_path)
