@@ -331,7 +331,8 @@ def render_markdown(name: str, tables: Tables) -> str:
     parts = [
         f"# Results: {name}",
         "",
-        "Trait rate = trait occurrences per agent-step; task return = task reward per agent per "
+        "Trait rate = trait occurrences per agent-step (of agents in `env.trait_role`, if set); "
+        "task return = task reward per agent per "
         "episode (bonus excluded); both measured in the cooperative env with sampled actions. "
         "Column definitions: `marlmod/report.py`.",
         "",
