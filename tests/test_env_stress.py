@@ -9,6 +9,7 @@ from functools import partial
 import pytest
 
 from envs.gathering import GatheringEnv
+from envs.signalling import SignallingEnv
 from marlmod.check_env import (
     check_bonus_pays,
     check_labels,
@@ -43,9 +44,31 @@ GATHERING_VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("kwargs", GATHERING_VARIANTS, ids=lambda k: "-".join(map(str, k.values())))
-def test_gathering_invariants_over_10k_random_steps(kwargs: dict) -> None:
-    make_env = partial(GatheringEnv, **kwargs)
+SIGNALLING_VARIANTS = [
+    {"deception_bonus": 0.5},
+    {"n_sites": 2, "n_listeners": 3, "deception_bonus": 2.0, "low_prob": 1.0, "max_cycles": 3},
+    {
+        "n_sites": 7,
+        "n_listeners": 1,
+        "deception_bonus": 0.0,
+        "low_value": 0.0,
+        "high_value": 5.0,
+        "low_prob": 0.0,
+        "max_cycles": 200,
+    },
+]
+VARIANTS = [(GatheringEnv, k) for k in GATHERING_VARIANTS] + [
+    (SignallingEnv, k) for k in SIGNALLING_VARIANTS
+]
+
+
+@pytest.mark.parametrize(
+    ("env_class", "kwargs"),
+    VARIANTS,
+    ids=lambda v: v.__name__ if isinstance(v, type) else "-".join(map(str, v.values())),
+)
+def test_env_invariants_over_10k_random_steps(env_class: type, kwargs: dict) -> None:
+    make_env = partial(env_class, **kwargs)
     env = make_env()
     spec, problems = read_spec(env.metadata)
     assert spec is not None and not problems
@@ -55,6 +78,6 @@ def test_gathering_invariants_over_10k_random_steps(kwargs: dict) -> None:
         + check_reward_sum(play, spec)
         + check_observations(play, env.observation_space)
     )
-    if kwargs["aggression_bonus"] > 0:
+    if kwargs.get(spec.bonus_kwarg, 0.0) > 0:
         findings += check_bonus_pays(play, spec)
     assert findings == [], "\n".join(map(str, findings))
