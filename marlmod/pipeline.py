@@ -11,6 +11,7 @@ Layout of one seed's directory::
     control/model.zip, metrics.json    same budget, bonus 0 (was the trait really learned?)
     scratch/curve.json                 fresh net, cooperative, retraining budget (capability bar)
     record/activations.npz             pretrained policy's hidden activations + trait labels
+    record/layer_contrasts.json        signed contrast of every unit of every policy layer
     <strategy>/scores.json             the strategy's score for every unit of the layer
     <strategy>/prune.json, masks.pt    what was pruned ("none" = plain fine-tuning)
     <strategy>/cell.json, model.zip    before / pruned / retrained metrics, relapse curve, model
@@ -305,6 +306,30 @@ class SeedRun:
         write_json(path, cell)
         return cell
 
+    def layer_contrasts(self) -> dict[str, list[float]]:
+        """Signed contrast of every unit of every policy hidden layer (for the heatmap)."""
+        path = self.dir / "record" / "layer_contrasts.json"
+        if not path.is_file():
+            model_path, _ = self.pretrained("pretrain")
+            model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+            layers = list(self.scenario.network.policy_layers)
+            rec = rollout(
+                model.policy,
+                self.aggressive,
+                self.scenario.record_episodes,
+                RECORD_SEED_OFFSET + self.seed,
+                self.trait,
+                self.scenario.evaluation.deterministic,
+                record=layers,
+            )
+            rows = rec.rows_of(self.scenario.env.trait_role)
+            out = {}
+            for layer in layers:
+                ev = Evidence(acts=rec.activations[layer][rows], trait=rec.trait[rows])
+                out[layer] = score_units("contrast", ev, np.random.default_rng(0)).tolist()
+            write_json(path, out)
+        return read_json(path)
+
     # ---------------------------------------------------------------- relocation
     def relocation(self, strategy: str) -> dict:
         """Did the trait move to other units during retraining? Re-locate it on the retrained
@@ -358,6 +383,7 @@ class SeedRun:
             self.sweep(strategy)
         for strategy in prune.relocate:
             self.relocation(strategy)
+        self.layer_contrasts()
         if self.scenario.clusterability_shuffles:
             self.clusterability()
         return {

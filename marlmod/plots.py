@@ -133,3 +133,33 @@ def plot_clusterability(clusters: pd.DataFrame, target: Path) -> None:
     ax.legend()
     write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+
+
+def plot_layer_contrasts(contrasts: dict[int, dict[str, list[float]]], target: Path) -> None:
+    """Heatmap per layer: seeds × units (sorted by score within each seed), signed contrast.
+
+    A few bright cells and a dark rest = the trait is carried by few units (prunable);
+    an even smear = it is spread out.
+    """
+    layers = sorted({layer for per_seed in contrasts.values() for layer in per_seed})
+    fig, axes = plt.subplots(
+        len(layers),
+        1,
+        figsize=(8, 1.2 + 0.35 * len(contrasts) * len(layers)),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    for ax, layer in zip(axes[:, 0], layers, strict=True):
+        seeds = sorted(contrasts)
+        grid = [sorted(contrasts[s][layer], reverse=True) for s in seeds]
+        bound = max(1e-9, max(abs(v) for row in grid for v in row))
+        image = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound)
+        ax.set(
+            title=f"{layer}: signed contrast (trait vs not), units sorted per seed",
+            ylabel="seed",
+            xlabel="unit rank",
+        )
+        ax.set_yticks(range(len(seeds)), [str(s) for s in seeds])
+        fig.colorbar(image, ax=ax)
+    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)

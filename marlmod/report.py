@@ -351,7 +351,13 @@ def render_html(name: str, tables: Tables) -> str:
 
 def write_report(run_dir: Path, name: str) -> str:
     """Regenerate every table and plot of a run from its per-cell results."""
-    from marlmod.plots import plot_clusterability, plot_pareto, plot_relapse, plot_sweep
+    from marlmod.plots import (
+        plot_clusterability,
+        plot_layer_contrasts,
+        plot_pareto,
+        plot_relapse,
+        plot_sweep,
+    )
 
     cells, curves = load_cells(run_dir)
     clusters, sweeps = load_clusterability(run_dir), load_sweeps(run_dir)
@@ -369,4 +375,10 @@ def write_report(run_dir: Path, name: str) -> str:
         plot_sweep(sweeps, run_dir / "sweep.png")
     if not clusters.empty:
         plot_clusterability(clusters, run_dir / "clusterability.png")
+    contrasts = {
+        int(p.parent.parent.name.removeprefix("seed_")): read_json(p)
+        for p in sorted(run_dir.glob("seed_*/record/layer_contrasts.json"))
+    }
+    if contrasts:
+        plot_layer_contrasts(contrasts, run_dir / "layer_contrasts.png")
     return markdown

@@ -20,8 +20,9 @@ How it rides inside SB3's PPO, through public extension points only:
 
 Codes: ``FREE`` (all units; unlabelled trait steps when ``label_coverage < 1``, or every non-trait
 step when routing them is off), ``TRAIT`` (designated units only), ``OTHER`` (all but the
-designated units). A model saved with this buffer class loads as an ordinary PPO: without the
-callback every stored code is ``FREE`` and no hook exists.
+designated units). Nothing of this outlives ``learn``: the hook is removed when training ends,
+and ``marlmod.train.load_model`` rebuilds a checkpoint with SB3's plain ``RolloutBuffer`` (even
+without that, a buffer whose codes nobody sets stores ``FREE`` and nothing reads them).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) ->
         "pareto.png",
         "sweep.png",
         "clusterability.png",
+        "layer_contrasts.png",
     ):
         assert (run_dir / name).stat().st_size > 0, name
     tidy = pd.read_csv(run_dir / "summary.csv")
