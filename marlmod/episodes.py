@@ -55,10 +55,10 @@ def write_episode_gifs(
     scenario = parse_scenario(read_json(info)["config"], source=str(info))
     run = SeedRun(scenario, seed, run_dir)
     cell_dir = run.dir / strategy
-    if not (cell_dir / "model.zip").is_file():
+    kept = (cell_dir / "model.zip").is_file()
+    if not kept and not (cell_dir / "cell.json").is_file():
         raise MarlmodError(
-            f"no retrained model for strategy {strategy!r} in {run.dir}; "
-            "run the scenario first (cells keep model.zip)"
+            f"no retrained model for strategy {strategy!r} in {run.dir}; run the scenario first"
         )
     pretrained, _ = run.pretrained("pretrain")
     render_env = run.env.factory(0.0, render_mode="rgb_array")
@@ -67,7 +67,11 @@ def write_episode_gifs(
         pruned = load_model(pretrained, scenario, run.cooperative, seed)
         apply_masks(pruned.policy, run.prune_for(strategy, pruned))
         stages["pruned"] = pruned
-    stages["retrained"] = load_model(cell_dir / "model.zip", scenario, run.cooperative, seed)
+    stages["retrained"] = (
+        load_model(cell_dir / "model.zip", scenario, run.cooperative, seed)
+        if kept
+        else run.retrained_model(strategy)  # older cells: retrained again, checked vs curve
+    )
     written = []
     for stage, model in stages.items():
         frames = episode_frames(

@@ -35,6 +35,7 @@ from marlmod.atomic import read_json, write_json, write_with
 from marlmod.clusterability import clusterability, policy_weights
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
+from marlmod.errors import MarlmodError
 from marlmod.locate import Evidence, score_units, top_units
 from marlmod.modularity import WiringCost
 from marlmod.prune import HoldMasks, Masks, Prune, apply_masks, load_prune, save_prune, unit_masks
@@ -276,6 +277,17 @@ class SeedRun:
             )
         return curve
 
+    def _retrain(self, strategy: str, hold: bool) -> tuple[PPO, list[CurvePoint]]:
+        """Prune the pretrained model with ``strategy`` and retrain it cooperatively."""
+        name = strategy if hold else f"{strategy}{RELEASED}"
+        model_path, _ = self.pretrained("pretrain")
+        model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+        masks = self.prune_for(strategy, model)
+        if masks is not None:
+            apply_masks(model.policy, masks)
+        curve = self._train_with_curve(model, masks if hold else None, f"retrain_{name}")
+        return model, curve
+
     def cell(self, strategy: str, hold: bool = True) -> dict:
         """Prune with ``strategy``, retrain cooperatively (masks held, or released so the module
         may regrow), and score — one results cell. The retrained model is kept beside it."""
@@ -283,18 +295,16 @@ class SeedRun:
         path = self.dir / name / "cell.json"
         if path.is_file():
             return read_json(path)
-        model_path, before = self.pretrained("pretrain")
-        model = load_model(model_path, self.scenario, self.cooperative, self.seed)
-        masks = self.prune_for(strategy, model)
-        if masks is not None:
-            apply_masks(model.policy, masks)
-        curve = self._train_with_curve(model, masks if hold else None, f"retrain_{name}")
+        _, before = self.pretrained("pretrain")
+        model, curve = self._retrain(strategy, hold)
         save_model(model, self.dir / name / "model.zip")
         cell = {
             "seed": self.seed,
             "strategy": name,
-            "masks_held": hold and masks is not None,
-            "units_pruned": 0 if masks is None else len(load_prune(self.dir / strategy)[0].units),
+            "masks_held": hold and strategy != NO_PRUNE,
+            "units_pruned": 0
+            if strategy == NO_PRUNE
+            else len(load_prune(self.dir / strategy)[0].units),
             "trait_rate_before": before.trait_rate,
             "task_return_before": before.task_return,
             "trait_rate_pruned": curve[0].trait_rate,
@@ -305,6 +315,21 @@ class SeedRun:
         }
         write_json(path, cell)
         return cell
+
+    def retrained_model(self, strategy: str) -> PPO:
+        """The retrained model of a finished (held-mask) cell. Cells finished before marlmod kept
+        these are retrained again — deterministic, and checked against the stored curve."""
+        path = self.dir / strategy / "model.zip"
+        if not path.is_file():
+            stored = self.cell(strategy)["curve"]
+            model, curve = self._retrain(strategy, hold=True)
+            if [asdict(p) for p in curve] != stored:
+                raise MarlmodError(
+                    f"retraining {strategy!r} for seed {self.seed} again did not "
+                    "reproduce its stored relapse curve; delete the cell to redo it"
+                )
+            save_model(model, path)
+        return load_model(path, self.scenario, self.cooperative, self.seed)
 
     def layer_contrasts(self) -> dict[str, list[float]]:
         """Signed contrast of every unit of every policy hidden layer (for the heatmap)."""
@@ -338,10 +363,8 @@ class SeedRun:
         path = self.dir / strategy / "relocation.json"
         if path.is_file():
             return read_json(path)
-        prune, masks = load_prune(self.dir / strategy)
-        model = load_model(
-            self.dir / strategy / "model.zip", self.scenario, self.cooperative, self.seed
-        )
+        prune, _ = load_prune(self.dir / strategy)
+        model = self.retrained_model(strategy)
         rec = rollout(
             model.policy,
             self.aggressive,

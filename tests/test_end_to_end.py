@@ -111,3 +111,21 @@ def test_corrupt_results_file_is_named_not_skipped(tmp_path: Path, tiny_dict: di
     cell.write_text('{"seed": 0, "strat')  # truncated mid-write by something other than marlmod
     with pytest.raises(MarlmodError, match="corrupt results file .*contrast/cell.json"):
         run_scenario(scenario, tmp_path)
+
+
+def test_lost_retrained_model_is_rebuilt_and_checked_against_its_curve(
+    tmp_path: Path, tiny_dict: dict
+) -> None:
+    from marlmod.pipeline import SeedRun
+
+    scenario = parse_scenario(tiny_dict)
+    run_scenario(scenario, tmp_path)
+    run = SeedRun(scenario, 0, tmp_path / "tiny")
+    (run.dir / "contrast" / "model.zip").unlink()
+    run.retrained_model("contrast")  # deterministic retraining reproduces the stored curve
+    assert (run.dir / "contrast" / "model.zip").is_file()
+    cell = run.dir / "contrast" / "cell.json"
+    cell.write_text(cell.read_text().replace('"trait_rate": ', '"trait_rate": 1', 1))
+    (run.dir / "contrast" / "model.zip").unlink()
+    with pytest.raises(MarlmodError, match="did not reproduce its stored relapse curve"):
+        run.retrained_model("contrast")
