@@ -13,6 +13,9 @@ import pandas as pd  # noqa: E402
 from marlmod.atomic import write_with  # noqa: E402
 from marlmod.stats import mean_ci  # noqa: E402
 
+# Up to 20 strategies stay distinguishable (the default cycle repeats after 10).
+matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=plt.get_cmap("tab20").colors)
+
 
 def plot_relapse(curves: pd.DataFrame, target: Path) -> None:
     """Trait rate and task return over cooperative retraining, mean and 95% CI band per strategy."""
