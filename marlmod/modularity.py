@@ -47,6 +47,7 @@ def soft_threshold(weight: torch.Tensor, amount: torch.Tensor) -> None:
     weight.copy_(weight.sign() * (weight.abs() - amount).clamp_min(0.0))
 
 
+@torch.no_grad()
 def wiring_cost(linears: list[nn.Linear]) -> float:
     """Σ |w| × distance over ``linears``: the quantity the proximal step decreases."""
     return float(sum((m.weight.abs() * wiring_lengths(*m.weight.shape)).sum() for m in linears))

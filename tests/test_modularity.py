@@ -10,7 +10,13 @@ from torch import nn
 
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
-from marlmod.modularity import WiringCost, linears_of, soft_threshold, wiring_lengths
+from marlmod.modularity import (
+    WiringCost,
+    linears_of,
+    soft_threshold,
+    wiring_cost,
+    wiring_lengths,
+)
 from marlmod.pipeline import SeedRun
 from marlmod.train import build_model, learn
 
@@ -33,6 +39,13 @@ def test_soft_threshold_shrinks_longer_connections_more() -> None:
     small = torch.tensor([[0.1, -0.1]])
     soft_threshold(small, torch.tensor([[0.5, 0.5]]))
     assert (small == 0).all()  # shrinks to exactly zero, never past it
+
+
+def test_proximal_step_lowers_the_wiring_cost() -> None:
+    layer = nn.Linear(6, 4)
+    before = wiring_cost([layer])
+    soft_threshold(layer.weight, 0.05 * wiring_lengths(4, 6))
+    assert 0 < wiring_cost([layer]) < before
 
 
 def fresh_model(scenario: Scenario):
