@@ -40,7 +40,7 @@ from marlmod.locate import Evidence, score_units, top_units
 from marlmod.modularity import WiringCost
 from marlmod.prune import HoldMasks, Masks, Prune, apply_masks, load_prune, save_prune, unit_masks
 from marlmod.record import activations_on
-from marlmod.rollout import rollout
+from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
@@ -147,22 +147,27 @@ class SeedRun:
         return [CurvePoint(**p) for p in read_json(path)]
 
     # ---------------------------------------------------------------- locate and prune
+    def record(self, model: PPO, layers: list[str]) -> tuple[Rollout, np.ndarray]:
+        """Activations of ``layers`` on the misbehaving env's recording episodes, and the rows of
+        agents that can show the trait (``env.trait_role``)."""
+        rec = rollout(
+            model.policy,
+            self.aggressive,
+            self.scenario.record_episodes,
+            RECORD_SEED_OFFSET + self.seed,
+            self.trait,
+            self.scenario.evaluation.deterministic,
+            record=layers,
+        )
+        return rec, rec.rows_of(self.scenario.env.trait_role)
+
     def evidence(self, model: PPO) -> Evidence:
         """Activations of the pruned layer on the pretrained policy's own rollouts, with labels,
         inputs, actions and the control policy's activations on the same inputs."""
         path = self.dir / "record" / "activations.npz"
         layer = self.scenario.prune.layer
         if not path.is_file():
-            rec = rollout(
-                model.policy,
-                self.aggressive,
-                self.scenario.record_episodes,
-                RECORD_SEED_OFFSET + self.seed,
-                self.trait,
-                self.scenario.evaluation.deterministic,
-                record=[layer],
-            )
-            rows = rec.rows_of(self.scenario.env.trait_role)  # only agents that can show it
+            rec, rows = self.record(model, [layer])
             control_path, _ = self.pretrained("control")
             control = load_model(control_path, self.scenario, self.cooperative, self.seed)
             write_with(
@@ -338,16 +343,7 @@ class SeedRun:
             model_path, _ = self.pretrained("pretrain")
             model = load_model(model_path, self.scenario, self.cooperative, self.seed)
             layers = list(self.scenario.network.policy_layers)
-            rec = rollout(
-                model.policy,
-                self.aggressive,
-                self.scenario.record_episodes,
-                RECORD_SEED_OFFSET + self.seed,
-                self.trait,
-                self.scenario.evaluation.deterministic,
-                record=layers,
-            )
-            rows = rec.rows_of(self.scenario.env.trait_role)
+            rec, rows = self.record(model, layers)
             out = {}
             for layer in layers:
                 ev = Evidence(acts=rec.activations[layer][rows], trait=rec.trait[rows])
@@ -365,16 +361,7 @@ class SeedRun:
             return read_json(path)
         prune, _ = load_prune(self.dir / strategy)
         model = self.retrained_model(strategy)
-        rec = rollout(
-            model.policy,
-            self.aggressive,
-            self.scenario.record_episodes,
-            RECORD_SEED_OFFSET + self.seed,
-            self.trait,
-            self.scenario.evaluation.deterministic,
-            record=[prune.layer],
-        )
-        rows = rec.rows_of(self.scenario.env.trait_role)
+        rec, rows = self.record(model, [prune.layer])
         result: dict = {"strategy": strategy, "trait_steps": int(rec.trait[rows].sum())}
         if 2 <= result["trait_steps"] < rows.sum() - 1:
             ev = Evidence(acts=rec.activations[prune.layer][rows], trait=rec.trait[rows])
