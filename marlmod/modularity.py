@@ -22,13 +22,15 @@ clusterable).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from marlmod.clusterability import POLICY_NET, policy_linear_paths
 from marlmod.record import resolve_module
+from marlmod.step_hooks import AfterEachStep
 
 
 def positions(n: int) -> torch.Tensor:
@@ -53,7 +55,7 @@ def wiring_cost(linears: list[nn.Linear]) -> float:
     return float(sum((m.weight.abs() * wiring_lengths(*m.weight.shape)).sum() for m in linears))
 
 
-class WiringCost(BaseCallback):
+class WiringCost(AfterEachStep):
     """Charge the policy net's weights ``strength × |w| × wiring length`` during ``learn``.
 
     Covers every Linear of ``net`` including the action head (the layers clusterability scores).
@@ -65,28 +67,18 @@ class WiringCost(BaseCallback):
         if strength < 0:
             raise ValueError(f"wiring cost strength must be >= 0, got {strength}")
         self.strength, self.net = strength, net
-        self._handle: torch.utils.hooks.RemovableHandle | None = None
 
-    def _on_training_start(self) -> None:
-        policy = self.model.policy
+    def prepare(self, policy: nn.Module) -> Callable[[], None]:
         linears = linears_of(policy, self.net)
         lengths = [wiring_lengths(*m.weight.shape) for m in linears]
         lr_of = {id(p): g for g in policy.optimizer.param_groups for p in g["params"]}
 
-        def shrink(*_: object) -> None:
+        def shrink() -> None:
             for module, length in zip(linears, lengths, strict=True):
                 lr = lr_of[id(module.weight)]["lr"]
                 soft_threshold(module.weight, lr * self.strength * length)
 
-        self._handle = policy.optimizer.register_step_post_hook(shrink)
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_training_end(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        return shrink
 
 
 def linears_of(policy: nn.Module, net: str = POLICY_NET) -> list[nn.Linear]:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from marlmod.errors import MarlmodError
 from marlmod.record import resolve_module
+from marlmod.step_hooks import AfterEachStep
 
 # Where a hidden layer's outputs go when it is the last layer of an SB3 MLP extractor.
 HEAD_AFTER = {"mlp_extractor.policy_net": "action_net", "mlp_extractor.value_net": "value_net"}
@@ -106,32 +107,17 @@ def apply_masks(module: nn.Module, masks: Masks) -> None:
         params[name].mul_(mask)
 
 
-class HoldMasks(BaseCallback):
-    """Keep pruned weights at exactly zero for the whole of ``model.learn``.
-
-    Uses the public optimiser step hook, so the mask holds after *every* gradient step, not just
-    between rollouts; the hook is removed when training ends.
-    """
+class HoldMasks(AfterEachStep):
+    """Keep pruned weights at exactly zero for the whole of ``model.learn``: masks are applied at
+    the start and again after every gradient step (Adam's moments would otherwise move them)."""
 
     def __init__(self, masks: Masks) -> None:
         super().__init__()
         self.masks = masks
-        self._handle = None
 
-    def _on_training_start(self) -> None:
-        policy = self.model.policy
+    def prepare(self, policy: nn.Module) -> Callable[[], None]:
         apply_masks(policy, self.masks)
-        self._handle = policy.optimizer.register_step_post_hook(
-            lambda *_: apply_masks(policy, self.masks)
-        )
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_training_end(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        return lambda: apply_masks(policy, self.masks)
 
 
 def save_prune(prune: Prune, masks: Masks, directory: Path) -> None:
