@@ -10,7 +10,8 @@ scenario). Each
 (setting, seed) pretrains with the misbehaviour bonus for ``--steps`` agent-steps, then is
 evaluated on ``--episodes`` episodes of the same env (sampled actions, fixed eval seed): the trait
 rate (what pretraining is meant to teach) and the task return (capability). Printed per setting:
-mean ± std over seeds, and the training throughput. Used to decide whether to change PPO defaults:
+mean [95% t-interval] over seeds, the difference from the first setting with its 95% Welch
+interval, and the training throughput. Used to decide whether to change PPO defaults:
 only a setting that is faster *and* reaches the same trait rate and task return qualifies.
 """
 
@@ -21,10 +22,12 @@ import time
 
 import numpy as np
 import torch
+from scipy import stats
 
 from marlmod.config import load_scenario
 from marlmod.environments import resolve_env
 from marlmod.rollout import rollout
+from marlmod.stats import Estimate, mean_ci
 from marlmod.train import build_model, learn
 
 
@@ -45,7 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     make_env = resolve_env(base.env).factory(base.env.bonus)
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"{args.config}: pretraining {args.steps:,} agent-steps, seeds {seeds}")
-    print(f"{'copies:n_steps:batch[:lr]':<28}{'trait rate':>18}{'task return':>18}{'train/s':>10}")
+    print(
+        f"{'copies:n_steps:batch[:lr]':<26}{'trait rate':>25}{'Δ vs first':>27}"
+        f"{'task return':>24}{'Δ vs first':>26}{'train/s':>10}"
+    )
+    first: tuple[list[float], list[float]] | None = None
     for setting in args.settings.split(","):
         copies, n_steps, batch, *lr = setting.split(":")
         update = {"n_copies": int(copies), "n_steps": int(n_steps), "batch_size": int(batch)}
@@ -60,11 +67,29 @@ def main(argv: list[str] | None = None) -> None:
             result = rollout(model.policy, make_env, args.episodes, 10_000, base.env.trait)
             rates.append(result.trait_rate())
             returns.append(result.task_return)
+        first = first or (rates, returns)
         print(
-            f"{setting:<28}{np.mean(rates):>10.3f} ± {np.std(rates):.3f}"
-            f"{np.mean(returns):>10.2f} ± {np.std(returns):.2f}"
-            f"{len(seeds) * args.steps / seconds:>10,.0f}"
+            f"{setting:<26}{interval(mean_ci(rates), '.4f'):>25}"
+            f"{difference(rates, first[0], '.4f'):>27}"
+            f"{interval(mean_ci(returns), '.2f'):>24}{difference(returns, first[1], '.2f'):>26}"
+            f"{len(seeds) * args.steps / seconds:>10,.0f}",
+            flush=True,
         )
+
+
+def interval(estimate: Estimate, fmt: str) -> str:
+    return f"{estimate.mean:{fmt}} [{estimate.low:{fmt}}, {estimate.high:{fmt}}]"
+
+
+def difference(values: list[float], reference: list[float], fmt: str) -> str:
+    """Mean difference from the reference setting and its 95% Welch interval."""
+    if values is reference:
+        return "-"
+    delta = float(np.mean(values) - np.mean(reference))
+    if np.ptp(values) == 0 and np.ptp(reference) == 0:
+        return f"{delta:{fmt}}"
+    ci = stats.ttest_ind(values, reference, equal_var=False).confidence_interval(0.95)
+    return f"{delta:{fmt}} [{ci.low:{fmt}}, {ci.high:{fmt}}]"
 
 
 if __name__ == "__main__":

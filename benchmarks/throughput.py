@@ -7,23 +7,32 @@ Run (from the repository root, venv active)::
     python benchmarks/throughput.py --quick         # CI smoke run, a few seconds
     python benchmarks/throughput.py --env marlmod/signalling-v0 --budget 50000
 
-Routes, each in a fresh subprocess with ``torch.set_num_threads(1)`` so timings and memory are
-per route and one route's imports or caches never help another:
+Routes, each in a fresh subprocess so timings and memory are per route and one route's imports or
+caches never help another:
 
 ``plain``
     the dict-based ParallelEnv → SuperSuit ``pettingzoo_env_to_vec_env_v1`` +
     ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` → SB3 PPO, through
-    ``marlmod.supersuit_route`` (which adds the ``seed()`` SB3 needs; see that module).
+    ``marlmod.supersuit_route`` (which adds the ``seed()`` SB3 needs; see that module), with
+    PyTorch's default thread count — the route as a user would first write it. The baseline.
+``plain-1t``
+    the same with ``torch.set_num_threads(1)``: on small nets extra threads cost more than they
+    give, so this isolates what marlmod's thread default alone is worth. Every route below is
+    single-threaded too.
 ``shared``
-    marlmod's ``SharedPolicyVecEnv`` over the ParallelEnv (``ppo.vectorised: false``).
+    marlmod's ``SharedPolicyVecEnv`` over the ParallelEnv (``ppo.vectorised: false``), SB3 PPO.
 ``fast``
-    the env's NumPy-batched twin from ``marlmod.fast`` (the default, ``ppo.vectorised: true``);
+    the env's NumPy-batched twin from ``marlmod.fast`` (``ppo.vectorised: true``), SB3 PPO;
     skipped for an env without one.
-``fast-b1k``
+``lean``
+    the batched twin with ``marlmod.lean_ppo.LeanPPO`` — marlmod's default route: SB3's PPO
+    with the rollout and update loops written out, bitwise the same training
+    (``tests/test_lean_ppo.py``).
+``fast-b1k`` (only when named in ``--routes``)
     the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
-    minibatches, which is where PPO's time goes once the env is fast. Shown for what the speed
-    would be, *not* a default: ``benchmarks/learning_quality.py`` on configs/aggression.yaml
-    (500k steps, 3 seeds) gave the same attack rate but a lower task return (32.1 vs 38.1).
+    minibatches. Shown for what the speed would be, *not* a default:
+    ``benchmarks/learning_quality.py`` on configs/aggression.yaml (500k steps, 3 seeds) gave the
+    same attack rate but a lower task return (32.1 vs 38.1).
 
 Every route but ``fast-b1k`` gets the same PPO hyperparameters (``PPOConfig``/``NetworkConfig``
 defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs), ``--copies`` env copies (16 by
@@ -31,18 +40,21 @@ default) and the same agent-step budget and seed. Columns: ``env/s`` = agent-ste
 stepping the VecEnv with random actions (no policy); ``train/s`` = agent-steps per second of
 ``PPO.learn`` (rollouts and updates); ``/cpu-s`` = the same per second of the process's CPU time
 (``time.process_time``), which other people's load on a shared machine disturbs far less than wall
-time; ``x plain`` = train rate over the plain route's; ``learn s`` = its wall time; ``proc s`` =
-the child's whole wall time (imports, env-only run, PPO construction, learning); ``peak MiB`` = the
-child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes
-torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the imports;
-``weights`` = a checksum of the trained policy: equal checksums mean the routes learnt exactly the
-same policy. The table ends with the locating benchmark (``benchmarks/locate_scale.py``) unless
-``--no-locate``.
+time; ``x plain`` = train rate over the plain route's, ``x 1t`` over ``plain-1t``'s, ``x 1t cpu``
+the same in CPU time (a 2-thread route spends two CPU-seconds per second); ``learn s`` = its wall
+time; ``proc s`` = the child's whole wall time (imports, env-only run, PPO construction, learning);
+``peak MiB`` = the child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
+so it includes torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the
+imports; ``weights`` = a checksum of the trained policy: equal checksums mean the routes learnt
+exactly the same policy (``plain`` may differ in the last digits: two threads add up matrix
+products in another order). The table ends with the locating benchmark
+(``benchmarks/locate_scale.py``) unless ``--no-locate``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -53,7 +65,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROUTES = ("plain", "shared", "fast", "fast-b1k")
+ROUTES = ("plain", "plain-1t", "shared", "fast", "lean")
+EXTRA_ROUTES = ("fast-b1k",)
 # Not a default (it learns less capability; see the module docstring): 4× minibatch and lr.
 FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
 GATHERING = "marlmod/gathering-v0"
@@ -86,6 +99,15 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+@functools.cache
+def torch_default_threads() -> int:
+    """PyTorch's own thread count, read before any route changes it (``--quick`` runs every
+    route in one process)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_route(args: argparse.Namespace, route: str) -> dict:
     """Measure one route in this process; returns one JSON-able row."""
     import numpy as np
@@ -95,11 +117,12 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
     from marlmod.fast import batched_venv
+    from marlmod.lean_ppo import LeanPPO
     from marlmod.supersuit_route import supersuit_venv
     from marlmod.train import ACTIVATIONS
     from marlmod.vec_env import SharedPolicyVecEnv
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(torch_default_threads() if route == "plain" else 1)
     started_rss = rss_mib()
     constructor = resolve_constructor(args.env)
     kwargs = json.loads(args.env_kwargs)
@@ -108,7 +131,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         return constructor(**kwargs)
 
     def make_venv():
-        if route == "plain":
+        if route.startswith("plain"):
             return supersuit_venv(make_env, args.copies)
         if route == "shared":
             return SharedPolicyVecEnv([make_env] * args.copies)
@@ -131,7 +154,8 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
 
     ppo, net = PPOConfig(), NetworkConfig()
     tuned = FAST_B1K if route == "fast-b1k" else {}
-    model = PPO(
+    algorithm = LeanPPO if route == "lean" else PPO
+    model = algorithm(
         "MlpPolicy",
         make_venv(),
         n_steps=args.n_steps or ppo.n_steps,
@@ -157,6 +181,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     peak = rss_mib()
     return {
         "route": route,
+        "threads": torch.get_num_threads(),
         "env_rate": steps * venv.num_envs / env_wall,
         "env_cpu_rate": steps * venv.num_envs / env_cpu,
         "train_rate": model.num_timesteps / learn_s,
@@ -225,8 +250,10 @@ COLUMNS = (  # header, row key, format
     ("env/cpu-s", "env_cpu_rate", ",.0f"),
     ("train/s", "train_rate", ",.0f"),
     ("train/cpu-s", "train_cpu_rate", ",.0f"),
+    ("threads", "threads", "d"),
     ("x plain", "x_plain", ".2f"),
-    ("x plain cpu", "x_plain_cpu", ".2f"),
+    ("x 1t", "x_plain_1t", ".2f"),
+    ("x 1t cpu", "x_plain_1t_cpu", ".2f"),
     ("learn s", "learn_s", ".1f"),
     ("proc s", "proc_s", ".1f"),
     ("peak MiB", "peak_mib", ".0f"),
@@ -235,7 +262,10 @@ COLUMNS = (  # header, row key, format
 
 
 def format_table(rows: list[dict]) -> str:
-    plain = next((r for r in rows if r["route"] == "plain" and "skipped" not in r), None)
+    def row(name: str) -> dict | None:
+        return next((r for r in rows if r["route"] == name and "skipped" not in r), None)
+
+    plain, plain_1t = row("plain"), row("plain-1t")
     head = f"{'route':<9}" + "".join(f"{h:>12}" for h, _, _ in COLUMNS) + "  weights"
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -244,7 +274,9 @@ def format_table(rows: list[dict]) -> str:
             continue
         if plain:
             r["x_plain"] = r["train_rate"] / plain["train_rate"]
-            r["x_plain_cpu"] = r["train_cpu_rate"] / plain["train_cpu_rate"]
+        if plain_1t:
+            r["x_plain_1t"] = r["train_rate"] / plain_1t["train_rate"]
+            r["x_plain_1t_cpu"] = r["train_cpu_rate"] / plain_1t["train_cpu_rate"]
         cells = "".join(
             f"{format(r[key], fmt) if key in r else '-':>12}" for _, key, fmt in COLUMNS
         )

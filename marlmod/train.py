@@ -26,6 +26,7 @@ from marlmod.config import Scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
 from marlmod.fast import batched_venv
+from marlmod.lean_ppo import LeanPPO
 from marlmod.vec_env import SharedPolicyVecEnv
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -52,10 +53,11 @@ def build_model(
     rollout_buffer_class: type[RolloutBuffer] | None = None,
 ) -> PPO:
     """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
-    hidden units never touches the critic). ``rollout_buffer_class`` lets a pretraining method
-    store extra per-step data (gradient routing's labels, ``marlmod.routing``)."""
+    hidden units never touches the critic). It is ``LeanPPO``: SB3's PPO with leaner loops and
+    bitwise the same training (``marlmod.lean_ppo``). ``rollout_buffer_class`` lets a pretraining
+    method store extra per-step data (gradient routing's labels, ``marlmod.routing``)."""
     ppo = scenario.ppo
-    return PPO(
+    return LeanPPO(
         "MlpPolicy",
         make_venv(scenario, make_env),
         n_steps=ppo.n_steps,
@@ -127,7 +129,7 @@ def load_model(path: Path, scenario: Scenario, make_env: EnvFactory, seed: int) 
                 f"checkpoint {path} has pickled entries marlmod does not rebuild "
                 f"({', '.join(unknown)}); refusing to unpickle them"
             )
-        model = PPO.load(path, env=venv, device="cpu", custom_objects=replacements)
+        model = LeanPPO.load(path, env=venv, device="cpu", custom_objects=replacements)
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, KeyError) as err:
         raise MarlmodError(f"corrupt checkpoint {path}: {err}; delete it to retrain") from err
     model.set_random_seed(seed)

@@ -20,9 +20,10 @@ def run_script(*argv: str) -> str:
 def test_throughput_quick_prints_every_route() -> None:
     out = run_script("benchmarks/throughput.py", "--quick", "--no-locate")
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert {"plain", "shared", "fast"} <= rows.keys()
-    # Same seed, same trajectories: every route trains exactly the same policy.
-    assert rows["plain"][-1] == rows["shared"][-1] == rows["fast"][-1]
+    assert {"plain", "plain-1t", "shared", "fast", "lean"} <= rows.keys()
+    # Same seed, same trajectories, same update arithmetic: every single-threaded route trains
+    # exactly the same policy (LeanPPO included).
+    assert rows["plain-1t"][-1] == rows["shared"][-1] == rows["fast"][-1] == rows["lean"][-1]
 
 
 def test_locate_scale_quick_reports_time_and_memory() -> None:

@@ -1,0 +1,227 @@
+"""A leaner PPO loop that computes exactly what SB3's PPO computes, with less Python per step.
+
+Once the environment is batched (``marlmod.fast``), SB3's own bookkeeping is most of training
+time for marlmod's small MLPs (profiled with pyinstrument, see ``benchmarks/throughput.py``):
+``torch.distributions`` validating its arguments on every construction and ``log_prob``,
+``RolloutBuffer.add`` copying every array twice, ``RolloutBuffer.get`` converting each minibatch
+from NumPy again in every epoch, and a Python loop over every env slot after each step.
+``LeanPPO`` overrides ``collect_rollouts`` and ``train`` only, doing the same floating-point
+operations in the same order and drawing the same random numbers (``torch.multinomial`` for
+actions, ``np.random.permutation`` per epoch), so for the same seed it learns **bitwise the same
+weights** as ``stable_baselines3.PPO`` (``tests/test_lean_ppo.py``). Everything else — saving,
+loading, callbacks, the optimiser and its step hooks, logging keys — is SB3's.
+
+It covers what marlmod trains: ``MlpPolicy`` with a discrete action space, no gSDE, no value
+clipping; ``lean_supported`` says when, and ``marlmod.train`` falls back to plain PPO otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
+from torch.distributions import Categorical
+from torch.nn import functional as F
+
+
+def lean_supported(model: PPO) -> bool:
+    """Whether ``LeanPPO`` reproduces SB3 exactly for this model's settings."""
+    policy = model.policy
+    return (
+        type(policy) is ActorCriticPolicy
+        and isinstance(model.action_space, spaces.Discrete)
+        and isinstance(model.observation_space, spaces.Box)
+        and type(model.rollout_buffer) is RolloutBuffer
+        and not model.use_sde
+        and model.clip_range_vf is None
+        and policy.share_features_extractor
+        and not (is_image_space(model.observation_space) and policy.normalize_images)
+    )
+
+
+class LeanPPO(PPO):
+    """``stable_baselines3.PPO`` with the rollout and update loops written out (same numbers)."""
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._lean = lean_supported(self)
+
+    def _evaluate(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, Categorical]:
+        """Values and the action distribution: the operations of ``ActorCriticPolicy.forward``
+        and ``evaluate_actions``, without validating the distribution's arguments each call."""
+        policy = self.policy
+        features = policy.features_extractor(obs.float())
+        latent_pi = policy.mlp_extractor.forward_actor(features)
+        latent_vf = policy.mlp_extractor.forward_critic(features)
+        distribution = Categorical(logits=policy.action_net(latent_pi), validate_args=False)
+        return policy.value_net(latent_vf), distribution
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        if not self._lean:
+            return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
+        assert self._last_obs is not None, "no previous observation"
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        buffer = rollout_buffer
+        for n_steps in range(n_rollout_steps):
+            with torch.no_grad():
+                values, distribution = self._evaluate(torch.as_tensor(self._last_obs))
+                sampled = distribution.sample()
+                log_probs = distribution.log_prob(sampled)
+            actions = sampled.numpy()
+            new_obs, rewards, dones, infos = env.step(actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            self._bootstrap_truncated(rewards, dones, infos)
+            buffer.observations[n_steps] = self._last_obs
+            buffer.actions[n_steps] = actions.reshape(-1, 1)
+            buffer.rewards[n_steps] = rewards
+            buffer.episode_starts[n_steps] = self._last_episode_starts
+            buffer.values[n_steps] = values.numpy().ravel()
+            buffer.log_probs[n_steps] = log_probs.numpy()
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+        buffer.pos, buffer.full = n_rollout_steps, n_rollout_steps == buffer.buffer_size
+        with torch.no_grad():
+            values = self.policy.predict_values(torch.as_tensor(new_obs))
+        buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _bootstrap_truncated(
+        self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
+        """Add γ·V(terminal obs) to the reward of slots cut off by a time limit (SB3 #633)."""
+        for idx in np.flatnonzero(dones):
+            info = infos[idx]
+            terminal = info.get("terminal_observation")
+            if terminal is not None and info.get("TimeLimit.truncated", False):
+                terminal_obs = self.policy.obs_to_tensor(terminal)[0]
+                with torch.no_grad():
+                    terminal_value = self.policy.predict_values(terminal_obs)[0]
+                rewards[idx] += self.gamma * terminal_value
+
+    def train(self) -> None:
+        if not self._lean:
+            return super().train()
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)
+        data = _flat_rollout(self.rollout_buffer)
+        size = len(data["advantages"])
+        losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
+        approx_kl_divs: list[np.ndarray] = []
+        for _ in range(self.n_epochs):
+            approx_kl_divs = []
+            order = torch.from_numpy(np.random.permutation(size))
+            stop = False
+            for start in range(0, size, self.batch_size):
+                batch = {k: v[order[start : start + self.batch_size]] for k, v in data.items()}
+                loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
+                approx_kl_divs.append(approx_kl)
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    stop = True
+                    break
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+            self._n_updates += 1
+            if stop:
+                break
+        self._log_update(losses, approx_kl_divs, loss, clip_range)
+
+    def _minibatch_loss(
+        self,
+        batch: dict[str, torch.Tensor],
+        clip_range: float,
+        losses: dict[str, list[torch.Tensor]],
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """PPO's clipped surrogate + value + entropy loss, as SB3 writes it."""
+        values, distribution = self._evaluate(batch["observations"])
+        log_prob = distribution.log_prob(batch["actions"])
+        entropy = distribution.entropy()
+        values = values.flatten()
+        advantages = batch["advantages"]
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        ratio = torch.exp(log_prob - batch["old_log_prob"])
+        policy_loss_1 = advantages * ratio
+        policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+        policy_loss = -torch.min(policy_loss_1, policy_loss_2).mean()
+        value_loss = F.mse_loss(batch["returns"], values)
+        entropy_loss = -torch.mean(entropy)
+        with torch.no_grad():
+            losses["pg"].append(policy_loss.detach())
+            losses["clip"].append(torch.mean((torch.abs(ratio - 1) > clip_range).float()))
+            losses["value"].append(value_loss.detach())
+            losses["entropy"].append(entropy_loss.detach())
+            log_ratio = log_prob - batch["old_log_prob"]
+            approx_kl = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).numpy()
+        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+        return loss, approx_kl
+
+    def _log_update(
+        self,
+        losses: dict[str, list[torch.Tensor]],
+        approx_kl_divs: list[np.ndarray],
+        loss: torch.Tensor,
+        clip_range: float,
+    ) -> None:
+        """The same ``train/*`` records as SB3's PPO (TensorBoard reads them)."""
+        buffer = self.rollout_buffer
+
+        def mean(values: list[torch.Tensor]) -> float:
+            return float(np.mean([v.item() for v in values]))
+
+        explained_var = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
+        self.logger.record("train/entropy_loss", mean(losses["entropy"]))
+        self.logger.record("train/policy_gradient_loss", mean(losses["pg"]))
+        self.logger.record("train/value_loss", mean(losses["value"]))
+        self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", mean(losses["clip"]))
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+
+
+def _flat_rollout(buffer: RolloutBuffer) -> dict[str, torch.Tensor]:
+    """The rollout as flat tensors, converted once per update instead of once per minibatch.
+
+    Same layout as ``RolloutBuffer.get`` (env-major after ``swap_and_flatten``), so one
+    permutation selects the same samples SB3 would.
+    """
+
+    def flat(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(buffer.swap_and_flatten(array))
+
+    return {
+        "observations": flat(buffer.observations),
+        "actions": flat(buffer.actions).flatten().long(),
+        "old_log_prob": flat(buffer.log_probs).flatten(),
+        "advantages": flat(buffer.advantages).flatten(),
+        "returns": flat(buffer.returns).flatten(),
+    }

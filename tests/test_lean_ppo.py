@@ -1,0 +1,120 @@
+"""LeanPPO learns bitwise the same weights as stable-baselines3's PPO, and falls back to it
+where its shortcuts would not hold."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+
+from envs.gathering import GatheringEnv
+from envs.signalling import SignallingEnv
+from marlmod.fast import batched_venv
+from marlmod.lean_ppo import LeanPPO, lean_supported
+from marlmod.vec_env import SharedPolicyVecEnv
+
+# Short episodes so time-limit truncation (value bootstrapping) happens inside every rollout.
+GATHERING = partial(GatheringEnv, grid_size=5, max_cycles=9, aggression_bonus=1.0)
+SIGNALLING = partial(SignallingEnv, deception_bonus=1.0)
+
+
+def train(cls: type[PPO], venv, steps: int = 384, **kwargs) -> PPO:
+    settings = dict(n_steps=16, batch_size=24, n_epochs=3, learning_rate=1e-3, ent_coef=0.01)
+    settings.update(kwargs)
+    model = cls(
+        "MlpPolicy",
+        venv,
+        policy_kwargs={"net_arch": {"pi": [16, 16], "vf": [16, 16]}},
+        seed=7,
+        device="cpu",
+        verbose=0,
+        **settings,
+    )
+    model.learn(steps)
+    return model
+
+
+def assert_same_weights(a: PPO, b: PPO) -> None:
+    sa, sb = a.policy.state_dict(), b.policy.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    # and the optimiser moved identically (Adam's moments are part of the training state)
+    for pa, pb in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
+        ea, eb = a.policy.optimizer.state[pa], b.policy.optimizer.state[pb]
+        assert torch.equal(ea["exp_avg"], eb["exp_avg"])
+        assert torch.equal(ea["exp_avg_sq"], eb["exp_avg_sq"])
+
+
+@pytest.mark.parametrize(
+    "make_venv",
+    [
+        pytest.param(lambda: batched_venv(GATHERING, 3), id="batched-gathering"),
+        pytest.param(lambda: SharedPolicyVecEnv([GATHERING] * 2), id="per-copy-gathering"),
+        pytest.param(lambda: SharedPolicyVecEnv([SIGNALLING] * 2), id="signalling"),
+    ],
+)
+def test_lean_ppo_learns_bitwise_the_same_weights_as_sb3(make_venv) -> None:
+    reference = train(PPO, make_venv())
+    lean = train(LeanPPO, make_venv())
+    assert lean._lean, "the lean loops must be the ones under test"
+    assert lean.num_timesteps == reference.num_timesteps
+    assert_same_weights(reference, lean)
+    # the env was left in the same state: the next observation is the same
+    assert (reference._last_obs == lean._last_obs).all()
+
+
+def test_lean_ppo_stops_early_on_target_kl_like_sb3() -> None:
+    reference = train(PPO, batched_venv(GATHERING, 2), target_kl=1e-4, learning_rate=3e-3)
+    lean = train(LeanPPO, batched_venv(GATHERING, 2), target_kl=1e-4, learning_rate=3e-3)
+    assert reference._n_updates == lean._n_updates < 3 * (384 // (16 * 4))
+    assert_same_weights(reference, lean)
+
+
+def test_lean_ppo_logs_the_same_training_records_as_sb3() -> None:
+    models = [train(cls, batched_venv(GATHERING, 2), steps=64) for cls in (PPO, LeanPPO)]
+    logged = []
+    for model in models:
+        model.set_random_seed(11)  # both draw the same actions and minibatches
+        model.collect_rollouts(model.env, _NoCallback(model), model.rollout_buffer, model.n_steps)
+        model.logger.name_to_value.clear()
+        model.train()
+        logged.append(dict(model.logger.name_to_value))
+    reference, lean = logged
+    assert reference.keys() == lean.keys()
+    for key, value in reference.items():
+        assert lean[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+class RecordingBuffer(RolloutBuffer):
+    """A buffer subclass (as gradient routing uses) that the lean loop must not bypass."""
+
+    adds = 0
+
+    def add(self, *args, **kwargs) -> None:
+        RecordingBuffer.adds += 1
+        super().add(*args, **kwargs)
+
+
+def test_lean_ppo_falls_back_to_sb3_for_custom_rollout_buffers() -> None:
+    RecordingBuffer.adds = 0
+    lean = train(LeanPPO, batched_venv(GATHERING, 2), rollout_buffer_class=RecordingBuffer)
+    assert not lean._lean and not lean_supported(lean)
+    assert RecordingBuffer.adds == 384 // 4  # one add per vector step (4 slots)
+    reference = train(PPO, batched_venv(GATHERING, 2), rollout_buffer_class=RecordingBuffer)
+    assert_same_weights(reference, lean)
+
+
+def _NoCallback(model: PPO):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Nothing(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+    callback = Nothing()
+    callback.init_callback(model)
+    return callback
