@@ -1,8 +1,8 @@
 """The ``marlmod`` command: a thin layer over the pipeline modules.
 
 User errors (bad config, unknown names, missing or corrupt files) print one line and exit 2;
-``check-env`` exits 1 when the environment fails a check; anything else is a bug and keeps its
-traceback.
+``check-env`` exits 1 when the environment fails a check, ``compare`` when two runs differ;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -98,6 +98,25 @@ def check_env(
     verdict = "FAILED" if errors else "ok"
     typer.echo(f"{env}: {verdict} ({errors} errors, {warnings} warnings)")
     if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    first: Path = typer.Argument(..., help="A run directory, e.g. results/aggression"),
+    second: Path = typer.Argument(..., help="Another run of the same config"),
+    allow_missing: bool = typer.Option(
+        False, help="Only compare files both runs have (e.g. one run is a subset)"
+    ),
+) -> None:
+    """Check two runs gave identical results: every per-seed result file, value for value and
+    tensor for tensor. Exits 1 on any difference."""
+    from marlmod.compare import compare_runs
+
+    comparison = compare_runs(first, second)
+    typer.echo(comparison.summary())
+    missing = comparison.only_a or comparison.only_b
+    if not comparison.identical or (missing and not allow_missing):
         raise typer.Exit(1)
 
 
