@@ -55,7 +55,9 @@ def report(
 def episodes(
     run_dir: Path = typer.Argument(..., help="A run directory, e.g. results/aggression"),
     seed: int = typer.Option(0, help="Which seed's models"),
-    strategy: str = typer.Option("contrast", help="Which strategy's cell"),
+    strategy: str = typer.Option(
+        "contrast", help="Which cell: a strategy, or <strategy>~<variant> (e.g. contrast~weights)"
+    ),
     out: Path = typer.Option(None, help="Where to write GIFs (default RUN_DIR/episodes)"),
 ) -> None:
     """GIFs of one episode before pruning, right after, and after cooperative retraining."""

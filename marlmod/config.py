@@ -17,15 +17,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marlmod.errors import MarlmodError
-from marlmod.locate import STRATEGIES
+from marlmod.locate import HIDDEN_LAYER_ONLY, STRATEGIES
+from marlmod.prune import ACTION_HEAD
 
 # Fields that choose *which* stages run or *how* they are executed, not what any stage computes.
 EXECUTION_ONLY = {
     "workers": True,
     "tensorboard": True,
     "ppo": {"vectorised"},
-    "prune": {"strategies", "released", "relocate", "sweep"},
+    "prune": {"strategies", "released", "weights", "action_head", "relocate", "sweep"},
 }
+
+# pretrain fields added after runs were made with the section: left out of the digest at default.
+PRETRAIN_ADDED_LATER = {"route_by": "action"}
 
 
 class _Frozen(BaseModel):
@@ -89,11 +93,26 @@ class EvalConfig(_Frozen):
 
 
 class PruneConfig(_Frozen):
-    layer: str = Field("mlp_extractor.policy_net.3", description="Hidden activation module path")
+    layer: str = Field(
+        "mlp_extractor.policy_net.3",
+        description="Hidden activation module path in the policy net (never a head: see "
+        "action_head)",
+    )
     fraction: float = Field(0.25, gt=0, le=1, description="Fraction of the layer's units pruned")
     strategies: tuple[str, ...] = Field(("contrast", "random"), min_length=1)
     released: tuple[str, ...] = Field(
         (), description="Strategies also retrained with masks released (can the module regrow?)"
+    )
+    weights: tuple[str, ...] = Field(
+        (),
+        description="Strategies also pruned weight by weight (cells <strategy>~weights): the "
+        "individual weights with the highest per-weight score, as many as their unit prune zeroes",
+    )
+    action_head: tuple[str, ...] = Field(
+        (),
+        description="Strategies also run on the action head (cells <strategy>~action_head): they "
+        "rank the action logits, whose rows of action_net are masked. Results mark these cells: "
+        "masking the action itself is not finding a module",
     )
     relocate: tuple[str, ...] = Field(
         (),
@@ -104,7 +123,7 @@ class PruneConfig(_Frozen):
         (), description="Extra fractions scored right after pruning (trait vs capability curve)"
     )
 
-    @field_validator("strategies", "released", "relocate")
+    @field_validator("strategies", "released", "weights", "action_head", "relocate")
     @classmethod
     def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [n for n in names if n not in STRATEGIES]
@@ -123,10 +142,17 @@ class PruneConfig(_Frozen):
 
     @model_validator(mode="after")
     def _released_are_run(self) -> PruneConfig:
-        for field_name in ("released", "relocate"):
+        for field_name in ("released", "weights", "action_head", "relocate"):
             missing = [n for n in getattr(self, field_name) if n not in self.strategies]
             if missing:
                 raise ValueError(f"{field_name} strategy {missing[0]!r} is not in prune.strategies")
+        wired = [n for n in self.action_head if n in HIDDEN_LAYER_ONLY]
+        if wired:
+            valid = [n for n in STRATEGIES if n not in HIDDEN_LAYER_ONLY]
+            raise ValueError(
+                f"action_head strategy {wired[0]!r} reads the wiring around a hidden layer, "
+                f"which the action head lacks; valid: {', '.join(valid)}"
+            )
         return self
 
 
@@ -152,6 +178,13 @@ class PretrainConfig(_Frozen):
     )
     route_non_trait: bool = Field(
         True, description="routing: keep non-trait steps' gradient out of the routed units"
+    )
+    route_by: Literal["action", "positive_advantage"] = Field(
+        "action",
+        description="routing: which labelled trait steps go to the routed units — every one "
+        "(action), or only those the PPO update reinforces (advantage above its minibatch mean); "
+        "the trait steps it discourages then train the other units, so the learned brake on the "
+        "trait stays outside the module",
     )
     modularity: float = Field(
         0.1, ge=0, description="modular: λ of the proximal cost λ·|w|·wiring length (Adam units)"
@@ -182,10 +215,21 @@ class Scenario(_Frozen):
 
     @model_validator(mode="after")
     def _layer_exists(self) -> Scenario:
-        if self.prune.layer not in self.network.policy_layers:
+        layer, valid = self.prune.layer, ", ".join(self.network.policy_layers)
+        if layer == ACTION_HEAD:
             raise ValueError(
-                f"prune.layer {self.prune.layer!r} is not a hidden layer of the "
-                f"policy; valid: {', '.join(self.network.policy_layers)}"
+                f"prune.layer {layer!r} is the action head: masking it masks the action itself, "
+                "not a module, so it is pruned only in the cells that prune.action_head asks "
+                f"for (results mark them); valid layers: {valid}"
+            )
+        if layer == "value_net" or layer.startswith("mlp_extractor.value_net"):
+            raise ValueError(
+                f"prune.layer {layer!r} is in the value network, which does not choose actions; "
+                f"valid layers: {valid}"
+            )
+        if layer not in self.network.policy_layers:
+            raise ValueError(
+                f"prune.layer {layer!r} is not a hidden layer of the policy; valid: {valid}"
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must not repeat")
@@ -202,6 +246,10 @@ class Scenario(_Frozen):
         data = self.model_dump(mode="json", exclude=EXECUTION_ONLY)
         if self.pretrain == PretrainConfig():  # keeps digests of runs made before the section
             del data["pretrain"]
+        else:  # fields added later drop out at their defaults, so older runs still resume
+            for name, default in PRETRAIN_ADDED_LATER.items():
+                if data["pretrain"][name] == default:
+                    del data["pretrain"][name]
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

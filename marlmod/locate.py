@@ -87,6 +87,11 @@ STRATEGIES: dict[str, UnitScorer] = {
 }
 
 
+# Strategies that read the Linear layers around a hidden layer (weights, graph clusters, routed
+# units): the action head has no such pair, so they cannot rank its logits.
+HIDDEN_LAYER_ONLY = frozenset({"weight_magnitude", "wanda", "cluster", "routed"})
+
+
 def score_units(strategy: str, ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     if strategy not in STRATEGIES:
         raise MarlmodError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")

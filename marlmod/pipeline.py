@@ -8,7 +8,7 @@ numbers, so strategy differences are paired) and retrain with the same seed.
 Layout of one seed's directory::
 
     pretrain/model.zip, metrics.json   trained with the misbehaviour bonus
-    control/model.zip, metrics.json    same budget, bonus 0 (was the trait really learned?)
+    control_model/model.zip, metrics…  same budget, bonus 0 (was the trait really learned?)
     scratch/curve.json                 fresh net, cooperative, retraining budget (capability bar)
     record/activations.npz             pretrained policy's hidden activations + trait labels
     record/layer_contrasts.json        signed contrast of every unit of every policy layer
@@ -16,6 +16,8 @@ Layout of one seed's directory::
     <strategy>/prune.json, masks.pt    what was pruned ("none" = plain fine-tuning)
     <strategy>/cell.json, model.zip    before / pruned / retrained metrics, relapse curve, model
     <strategy>~released/…              the same prune retrained with masks released
+    <strategy>~weights/…               the same number of individual weights pruned instead
+    <strategy>~action_head/…           action logits ranked and masked (marked: not a module)
     <strategy>/sweep.json              trait and capability right after pruning, per fraction
     <strategy>/relocation.json         the trait re-located on the retrained model and pruned again
     clusterability.json                n-cut of pretrained and control nets vs shuffled copies
@@ -24,7 +26,7 @@ Layout of one seed's directory::
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +34,35 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from marlmod.atomic import read_json, write_json, write_with
+from marlmod.cells import NO_PRUNE, Cell, scenario_cells
 from marlmod.clusterability import clusterability, policy_weights
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.locate import Evidence, score_units, top_units
 from marlmod.modularity import WiringCost
-from marlmod.prune import HoldMasks, Masks, Prune, apply_masks, load_prune, save_prune, unit_masks
+from marlmod.prune import (
+    ACTION_HEAD,
+    HoldMasks,
+    Masks,
+    Prune,
+    apply_masks,
+    load_prune,
+    masks_for,
+    save_prune,
+    unit_masks,
+    zeroed,
+)
 from marlmod.record import activations_on
 from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
+from marlmod.strategies.per_weight import per_weight_scores, top_weights
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
-NO_PRUNE = "none"  # plain cooperative fine-tuning of the unpruned model: the baseline to beat
-RELEASED = "~released"  # suffix of cells whose masks were released during retraining
+__all__ = ["NO_PRUNE", "SeedRun", "run_seed"]  # NO_PRUNE re-exported: older imports name it here
+# Where the two pretrained models live. The bonus-0 control is not under "control/": that is the
+# `control` strategy's cell directory (see ``migrate_legacy_control``).
+MODEL_STAGES = {"pretrain": "pretrain", "control": "control_model"}
 EVAL_SEED_OFFSET = 10_000
 RECORD_SEED_OFFSET = 20_000
 
@@ -99,8 +116,10 @@ class SeedRun:
     # ---------------------------------------------------------------- pretraining
     def pretrained(self, name: str) -> tuple[Path, Metrics]:
         """Train (or reuse) the ``pretrain`` (bonus on) or ``control`` (bonus off) model."""
-        stage = self.dir / name
+        stage = self.dir / MODEL_STAGES[name]
         path, metrics_path = stage / "model.zip", stage / "metrics.json"
+        if name == "control" and not metrics_path.is_file():
+            self.migrate_legacy_control(stage)
         if not metrics_path.is_file():
             make_env = self.aggressive if name == "pretrain" else self.cooperative
             method = self.scenario.pretrain.method if name == "pretrain" else "plain"
@@ -111,6 +130,24 @@ class SeedRun:
             save_model(model, path)
             write_json(metrics_path, asdict(self.evaluate(model)))
         return path, Metrics(**read_json(metrics_path))
+
+    def migrate_legacy_control(self, stage: Path) -> None:
+        """Runs made before the ``control_model/`` stage kept the control model in ``control/``,
+        the ``control`` strategy's cell directory, whose retrained model then overwrote it.
+
+        An intact legacy model is copied over; an overwritten one is left for ``pretrained`` to
+        retrain (training is deterministic, so it is the same model) and the clusterability
+        computed from the overwritten file is dropped so it is recomputed from the right net.
+        """
+        legacy = self.dir / "control"
+        if not (legacy / "metrics.json").is_file():
+            return
+        if (legacy / "cell.json").is_file() or (legacy / "prune.json").is_file():
+            (self.dir / "clusterability.json").unlink(missing_ok=True)
+            return
+        model_bytes = (legacy / "model.zip").read_bytes()
+        write_with(stage / "model.zip", lambda tmp: tmp.write_bytes(model_bytes))
+        write_json(stage / "metrics.json", read_json(legacy / "metrics.json"))
 
     def pretrain_callback(self, method: str) -> BaseCallback | None:
         """What makes ``pretrain.method`` differ from plain PPO, as a training callback."""
@@ -123,6 +160,7 @@ class SeedRun:
                 cfg.label_coverage,
                 cfg.route_non_trait,
                 seed=self.seed,
+                route_by=cfg.route_by,
             )
         if method == "modular":
             return WiringCost(cfg.modularity)
@@ -195,28 +233,59 @@ class SeedRun:
                 routed_units=self.routed_units(),
             )
 
-    def scores(self, strategy: str, model: PPO) -> np.ndarray:
-        """Unit scores of ``strategy`` (cached): the prune and the sweep both read from them."""
-        path = self.dir / strategy / "scores.json"
+    def head_evidence(self, model: PPO) -> Evidence:
+        """Evidence about the action head: the pretrained and the control policy's logits on the
+        recorded states (recomputed from the stored observations: the same forward pass)."""
+        ev = self.evidence(model)
+        control_path, _ = self.pretrained("control")
+        control = load_model(control_path, self.scenario, self.cooperative, self.seed)
+        return replace(
+            ev,
+            acts=activations_on(model.policy, ACTION_HEAD, ev.obs),
+            control_acts=activations_on(control.policy, ACTION_HEAD, ev.obs),
+            layer=ACTION_HEAD,
+            routed_units=None,
+        )
+
+    def scores(self, name: str, model: PPO) -> np.ndarray:
+        """Unit scores of cell ``name``'s strategy (cached): the prune and the sweep read them.
+        An action-head cell scores the logits; every other cell the hidden layer's units."""
+        cell = Cell.parse(name)
+        name = cell.name if cell.action_head else cell.strategy
+        path = self.dir / name / "scores.json"
         if not path.is_file():
-            rng = np.random.default_rng([self.seed, zlib.crc32(strategy.encode())])
-            write_json(path, score_units(strategy, self.evidence(model), rng).tolist())
+            rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+            ev = self.head_evidence(model) if cell.action_head else self.evidence(model)
+            write_json(path, score_units(cell.strategy, ev, rng).tolist())
         return np.asarray(read_json(path), dtype=np.float64)
 
-    def prune_for(self, strategy: str, model: PPO, fraction: float | None = None) -> Masks | None:
-        """Masks for ``strategy`` at the scenario's fraction (stored), or at ``fraction``."""
-        if strategy == NO_PRUNE:
+    def build_prune(self, cell: Cell, model: PPO, fraction: float) -> Prune:
+        """What ``cell`` removes at ``fraction``: the top units (or logits) by its strategy's
+        scores, or as many individual weights as that unit prune zeroes, the top by
+        ``per_weight_scores`` (equal size, so the granularities compare fairly)."""
+        layer = ACTION_HEAD if cell.action_head else self.scenario.prune.layer
+        scores = self.scores(cell.name, model)
+        prune = Prune(
+            cell.strategy, layer, fraction, tuple(int(u) for u in top_units(scores, fraction))
+        )
+        if cell.granularity != "weights":
+            return prune
+        count = zeroed(unit_masks(model.policy, prune))
+        rng = np.random.default_rng([self.seed, zlib.crc32(cell.name.encode())])
+        weights = per_weight_scores(cell.strategy, self.evidence(model), scores, rng)
+        return Prune(cell.strategy, layer, fraction, (), "weights", top_weights(weights, count))
+
+    def prune_for(self, name: str, model: PPO, fraction: float | None = None) -> Masks | None:
+        """Masks of cell ``name`` at the scenario's fraction (stored), or at ``fraction``."""
+        cell = Cell.parse(name).prune_cell
+        if not cell.pruned:
             return None
-        cfg = self.scenario.prune
-        stage = self.dir / strategy
-        if fraction is not None or not (stage / "prune.json").is_file():
-            share = cfg.fraction if fraction is None else fraction
-            units = top_units(self.scores(strategy, model), share)
-            prune = Prune(strategy, cfg.layer, share, tuple(int(u) for u in units))
-            masks = unit_masks(model.policy, prune)
-            if fraction is not None:
-                return masks
-            save_prune(prune, masks, stage)
+        if fraction is not None:
+            return masks_for(model.policy, self.build_prune(cell, model, fraction))
+        stage = self.dir / cell.name
+        if not (stage / "prune.json").is_file():
+            prune = self.build_prune(cell, model, self.scenario.prune.fraction)
+            save_prune(prune, masks_for(model.policy, prune), stage)
         return load_prune(stage)[1]
 
     def sweep(self, strategy: str) -> list[dict]:
@@ -282,34 +351,37 @@ class SeedRun:
             )
         return curve
 
-    def _retrain(self, strategy: str, hold: bool) -> tuple[PPO, list[CurvePoint]]:
-        """Prune the pretrained model with ``strategy`` and retrain it cooperatively."""
-        name = strategy if hold else f"{strategy}{RELEASED}"
+    def _retrain(self, name: str) -> tuple[PPO, list[CurvePoint]]:
+        """Prune the pretrained model as cell ``name`` says and retrain it cooperatively."""
         model_path, _ = self.pretrained("pretrain")
         model = load_model(model_path, self.scenario, self.cooperative, self.seed)
-        masks = self.prune_for(strategy, model)
+        masks = self.prune_for(name, model)
         if masks is not None:
             apply_masks(model.policy, masks)
+        hold = Cell.parse(name).hold
         curve = self._train_with_curve(model, masks if hold else None, f"retrain_{name}")
         return model, curve
 
-    def cell(self, strategy: str, hold: bool = True) -> dict:
-        """Prune with ``strategy``, retrain cooperatively (masks held, or released so the module
-        may regrow), and score — one results cell. The retrained model is kept beside it."""
-        name = strategy if hold else f"{strategy}{RELEASED}"
-        path = self.dir / name / "cell.json"
+    def cell(self, name: str) -> dict:
+        """Prune as cell ``name`` says (``<strategy>`` or ``<strategy>~<variant>``, see
+        ``marlmod.cells``), retrain cooperatively and score — one results cell. The retrained
+        model is kept beside it."""
+        spec = Cell.parse(name)
+        path = self.dir / spec.name / "cell.json"
         if path.is_file():
             return read_json(path)
         _, before = self.pretrained("pretrain")
-        model, curve = self._retrain(strategy, hold)
-        save_model(model, self.dir / name / "model.zip")
+        model, curve = self._retrain(spec.name)
+        save_model(model, self.dir / spec.name / "model.zip")
+        prune = load_prune(self.dir / spec.prune_cell.name) if spec.pruned else None
         cell = {
             "seed": self.seed,
-            "strategy": name,
-            "masks_held": hold and strategy != NO_PRUNE,
-            "units_pruned": 0
-            if strategy == NO_PRUNE
-            else len(load_prune(self.dir / strategy)[0].units),
+            "strategy": spec.name,
+            "masks_held": spec.hold,
+            "granularity": spec.granularity,
+            "prunes_action_head": spec.action_head,
+            "units_pruned": 0 if prune is None else len(prune[0].units),
+            "weights_pruned": 0 if prune is None else zeroed(prune[1]),
             "trait_rate_before": before.trait_rate,
             "task_return_before": before.task_return,
             "trait_rate_pruned": curve[0].trait_rate,
@@ -327,7 +399,7 @@ class SeedRun:
         path = self.dir / strategy / "model.zip"
         if not path.is_file():
             stored = self.cell(strategy)["curve"]
-            model, curve = self._retrain(strategy, hold=True)
+            model, curve = self._retrain(strategy)
             if [asdict(p) for p in curve] != stored:
                 raise MarlmodError(
                     f"retraining {strategy!r} for seed {self.seed} again did not "
@@ -387,8 +459,7 @@ class SeedRun:
         _, control = self.pretrained("control")
         scratch = self.scratch_curve()
         prune = self.scenario.prune
-        cells = [self.cell(s) for s in (NO_PRUNE, *prune.strategies)]
-        cells += [self.cell(s, hold=False) for s in prune.released]
+        cells = [self.cell(cell.name) for cell in scenario_cells(prune)]
         for strategy in prune.strategies if prune.sweep else ():
             self.sweep(strategy)
         for strategy in prune.relocate:

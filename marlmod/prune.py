@@ -1,10 +1,16 @@
-"""Module pruning: zero chosen hidden units, and keep them zero through retraining.
+"""Module pruning: zero chosen hidden units (or weights), and keep them zero through retraining.
 
-A prune is data — strategy, layer, fraction and unit indices — stored with the results. Applying
-it builds a keep-mask for each affected parameter: a unit's incoming weights and bias (its row in
-the producing Linear) and its outgoing weights (its column in the consuming Linear). Masks are
-re-applied after every optimiser step by ``HoldMasks``, so pruned weights stay exactly zero even
-though Adam's running moments would otherwise move them.
+A prune is data — strategy, layer, fraction, granularity and what was removed — stored with the
+results. Applying it builds a keep-mask for each affected parameter:
+
+- ``units`` of a hidden layer: a unit's incoming weights and bias (its row in the producing
+  Linear) and its outgoing weights (its column in the consuming Linear);
+- ``units`` of the action head (``layer: action_net``, only where a config asks): the logit's row
+  and bias in ``action_net``, so that logit is held at zero;
+- ``weights``: individual entries of those same parameters, named by flat index.
+
+Masks are re-applied after every optimiser step by ``HoldMasks``, so pruned weights stay exactly
+zero even though Adam's running moments would otherwise move them.
 """
 
 from __future__ import annotations
@@ -24,21 +30,46 @@ from marlmod.step_hooks import AfterEachStep
 
 # Where a hidden layer's outputs go when it is the last layer of an SB3 MLP extractor.
 HEAD_AFTER = {"mlp_extractor.policy_net": "action_net", "mlp_extractor.value_net": "value_net"}
+ACTION_HEAD = "action_net"  # the policy's logits: prunable only where a config asks for it
+GRANULARITIES = ("units", "weights")
 
 Masks = dict[str, torch.Tensor]
+WeightIndices = tuple[tuple[str, tuple[int, ...]], ...]  # (parameter name, flat indices) pairs
 
 
 @dataclass(frozen=True)
 class Prune:
-    """Which units of which layer were removed, and how they were chosen."""
+    """What was removed from which layer, and how it was chosen.
+
+    ``units`` for unit granularity (hidden units, or logits when ``layer`` is the action head);
+    ``weights`` for weight granularity. Stored prunes made before weight granularity existed
+    have neither of the last two keys and are unit prunes.
+    """
 
     strategy: str
     layer: str
     fraction: float
     units: tuple[int, ...]
+    granularity: str = "units"
+    weights: WeightIndices = ()
+
+    def __post_init__(self) -> None:
+        if self.granularity not in GRANULARITIES:
+            raise MarlmodError(
+                f"unknown prune granularity {self.granularity!r}; valid: {', '.join(GRANULARITIES)}"
+            )
+        # One order (by parameter name, as JSON stores it), so a loaded prune equals the saved one.
+        object.__setattr__(self, "weights", tuple(sorted(self.weights)))
+
+    @property
+    def action_head(self) -> bool:
+        """Masks the action logits themselves (results mark it: that is not finding a module)."""
+        return self.layer == ACTION_HEAD
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["weights"] = {name: list(indices) for name, indices in self.weights}
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> Prune:
@@ -47,6 +78,11 @@ class Prune:
             data["layer"],
             float(data["fraction"]),
             tuple(int(u) for u in data["units"]),
+            data.get("granularity", "units"),
+            tuple(
+                (str(name), tuple(int(i) for i in indices))
+                for name, indices in data.get("weights", {}).items()
+            ),
         )
 
 
@@ -77,8 +113,17 @@ def hidden_layer(policy: nn.Module, path: str) -> HiddenLayer:
     return HiddenLayer(path, f"{parent}.{before[-1]}", consumer)
 
 
+def masks_for(policy: nn.Module, prune: Prune) -> Masks:
+    """Keep-masks (1 keep, 0 pruned) for any prune: weights, head logits or hidden units."""
+    if prune.granularity == "weights":
+        return weight_masks(policy, prune)
+    if prune.action_head:
+        return head_masks(policy, prune)
+    return unit_masks(policy, prune)
+
+
 def unit_masks(policy: nn.Module, prune: Prune) -> Masks:
-    """Keep-masks (1 keep, 0 pruned) for every parameter touching the pruned units."""
+    """Keep-masks (1 keep, 0 pruned) for every parameter touching the pruned hidden units."""
     layer = hidden_layer(policy, prune.layer)
     producer = resolve_module(policy, layer.producer)
     consumer = resolve_module(policy, layer.consumer)
@@ -96,6 +141,42 @@ def unit_masks(policy: nn.Module, prune: Prune) -> Masks:
     masks[f"{layer.producer}.bias"][units] = 0
     masks[f"{layer.consumer}.weight"][:, units] = 0
     return masks
+
+
+def head_masks(policy: nn.Module, prune: Prune) -> Masks:
+    """Keep-masks holding the pruned logits of the action head at zero (row and bias)."""
+    head = resolve_module(policy, ACTION_HEAD)
+    if not isinstance(head, nn.Linear):
+        raise MarlmodError(f"{ACTION_HEAD} is a {type(head).__name__}, not a Linear")
+    rows = torch.tensor(prune.units, dtype=torch.long)
+    if len(rows) and (rows.min() < 0 or rows.max() >= head.out_features):
+        raise MarlmodError(f"logit index out of range for {ACTION_HEAD} ({head.out_features})")
+    masks = {f"{ACTION_HEAD}.weight": torch.ones_like(head.weight)}
+    masks[f"{ACTION_HEAD}.bias"] = torch.ones_like(head.bias)
+    masks[f"{ACTION_HEAD}.weight"][rows, :] = 0
+    masks[f"{ACTION_HEAD}.bias"][rows] = 0
+    return masks
+
+
+def weight_masks(policy: nn.Module, prune: Prune) -> Masks:
+    """Keep-masks zeroing the individual entries (flat indices) a weight-level prune names."""
+    params = dict(policy.named_parameters())
+    masks = {}
+    for name, indices in prune.weights:
+        if name not in params:
+            raise MarlmodError(f"prune names unknown parameter {name!r}")
+        mask = torch.ones_like(params[name])
+        flat = torch.tensor(indices, dtype=torch.long)
+        if len(flat) and (flat.min() < 0 or flat.max() >= mask.numel()):
+            raise MarlmodError(f"weight index out of range for {name} ({mask.numel()} entries)")
+        mask.view(-1)[flat] = 0
+        masks[name] = mask
+    return masks
+
+
+def zeroed(masks: Masks) -> int:
+    """How many parameter entries (weights and biases) a set of masks holds at zero."""
+    return sum(int((mask == 0).sum()) for mask in masks.values())
 
 
 @torch.no_grad()
@@ -132,6 +213,16 @@ def load_prune(directory: Path) -> tuple[Prune, Masks]:
     try:
         prune = Prune.from_json(json.loads((directory / "prune.json").read_text()))
         masks = torch.load(directory / "masks.pt", weights_only=True)
-    except (OSError, json.JSONDecodeError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
+    except (
+        OSError,
+        json.JSONDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+        pickle.UnpicklingError,
+        MarlmodError,
+    ) as err:
         raise MarlmodError(f"corrupt or missing prune in {directory}: {err}") from err
     return prune, masks

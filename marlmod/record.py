@@ -70,3 +70,24 @@ def activations_on(
         for start in range(0, len(obs), batch):
             policy.get_distribution(torch.as_tensor(obs[start : start + batch]))
     return log.stacked(path)
+
+
+@torch.no_grad()
+def inputs_on(policy: nn.Module, path: str, obs: np.ndarray, batch: int = 65_536) -> np.ndarray:
+    """What the module at ``path`` receives when ``policy`` acts on ``obs`` (a Linear's input
+    features, which per-weight importance reads). The hook is removed in ``finally``."""
+    module = resolve_module(policy, path)
+    chunks: list[np.ndarray] = []
+
+    def keep(_mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        chunks.append(args[0].detach().cpu().numpy().astype(np.float32, copy=True))
+
+    handle = module.register_forward_pre_hook(keep)
+    try:
+        for start in range(0, len(obs), batch):
+            policy.get_distribution(torch.as_tensor(obs[start : start + batch]))
+    finally:
+        handle.remove()
+    if not chunks:
+        raise ValueError(f"no forward pass reached {path!r}")
+    return np.concatenate([c.reshape(len(c), -1) for c in chunks])

@@ -1,7 +1,14 @@
 """Results tables: tidy per-cell CSV (the source of truth) and a Markdown summary for people.
 
-Columns of ``cells.csv`` (one row per seed × strategy):
+Columns of ``cells.csv`` (one row per seed × strategy; ``strategy`` is the cell's name,
+``<strategy>`` or ``<strategy>~<variant>``, see ``marlmod.cells``):
 
+- ``granularity``: ``units``, ``weights`` (individual weights) or ``none`` (fine-tuning only).
+- ``prunes_action_head``: the cell masked action logits themselves — not a module; marked ``†``
+  in ``summary.md``.
+- ``masks_held``: pruned weights were held at zero through retraining (not released).
+- ``units_pruned``: whole units (or logits) removed; ``weights_pruned``: parameter entries
+  (weights and biases) held at zero — equal for a strategy's unit and weight cells.
 - ``trait_rate_{before,pruned,retrained}``: trait occurrences per agent-step of the pretrained
   model, right after pruning, after cooperative retraining (sampled actions, cooperative env).
 - ``task_return_{before,pruned,retrained}``: task reward per agent per episode (bonus excluded).
@@ -23,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from marlmod.atomic import read_json, write_text
+from marlmod.cells import ACTION_HEAD_MARK, NO_PRUNE, Cell
 from marlmod.errors import MarlmodError
-from marlmod.pipeline import NO_PRUNE
+from marlmod.prune import load_prune, zeroed
 from marlmod.stats import (
     CIMethod,
     area_under_curve,
@@ -47,13 +55,19 @@ SUMMARY_COLUMNS = {
 }
 
 
+def control_metrics_path(seed_dir: Path) -> Path:
+    """The control model's metrics (``control/`` in runs made before ``control_model/``)."""
+    current = seed_dir / "control_model" / "metrics.json"
+    return current if current.is_file() else seed_dir / "control" / "metrics.json"
+
+
 def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cell table and long-form relapse curves from every finished cell under ``run_dir``."""
     rows, curves = [], []
     for cell_path in sorted(run_dir.glob("seed_*/*/cell.json")):
-        cell = read_json(cell_path)
         seed_dir = cell_path.parent.parent
-        control = read_json(seed_dir / "control" / "metrics.json")
+        cell = with_prune_columns(read_json(cell_path), seed_dir)
+        control = read_json(control_metrics_path(seed_dir))
         scratch = read_json(seed_dir / "scratch" / "curve.json")
         curve = pd.DataFrame(cell.pop("curve"))
         role_returns = curve.pop("role_returns") if "role_returns" in curve else None
@@ -77,6 +91,25 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rows:
         raise MarlmodError(f"no finished cells under {run_dir}; run the scenario first")
     return _derive(pd.DataFrame(rows)), pd.concat(curves, ignore_index=True)
+
+
+def with_prune_columns(cell: dict, seed_dir: Path) -> dict:
+    """Fill the columns that cells written before weight and action-head cells lack: those
+    were all unit prunes of a hidden layer, so the cell name and stored masks say the rest."""
+    spec = Cell.parse(cell["strategy"])
+    cell.setdefault("granularity", spec.granularity)
+    cell.setdefault("prunes_action_head", spec.action_head)
+    cell.setdefault("masks_held", spec.hold)
+    if "weights_pruned" not in cell:
+        masks = load_prune(seed_dir / spec.prune_cell.name)[1] if spec.pruned else {}
+        cell["weights_pruned"] = zeroed(masks)
+    return cell
+
+
+def label(strategy: str, cells: pd.DataFrame) -> str:
+    """A cell's name for people: action-head cells carry the mark explained under the table."""
+    marked = cells.loc[cells.strategy == strategy, "prunes_action_head"].astype(bool).any()
+    return f"{strategy} {ACTION_HEAD_MARK}" if marked else strategy
 
 
 def _derive(cells: pd.DataFrame) -> pd.DataFrame:
@@ -108,9 +141,10 @@ def summarise(cells: pd.DataFrame, method: CIMethod = "bootstrap") -> pd.DataFra
     out = []
     for strategy, group in cells.groupby("strategy", sort=False):
         row = {
-            "strategy": strategy,
+            "strategy": label(str(strategy), cells),
             "seeds": group.seed.nunique(),
             "units pruned": int(group.units_pruned.iloc[0]),
+            "weights pruned": int(group.weights_pruned.iloc[0]),
         }
         row.update(
             {
@@ -173,17 +207,27 @@ def references(cells: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def matched_baseline(strategy: str, available: pd.Index, baseline: str = "random") -> str:
+    """The baseline a cell is compared with: random pruning of the same kind (``random~weights``
+    for a weight cell) where the run has it, else plain ``baseline``."""
+    variant = Cell.parse(strategy).variant
+    same_kind = Cell(baseline, variant).name if variant != "released" else baseline
+    return same_kind if same_kind in available else baseline
+
+
 def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
-    """Per strategy: how much more of the trait pruning cut than the baseline, paired by seed."""
+    """Per strategy: how much more of the trait pruning cut than its baseline (random units, or
+    random weights for a weight cell), paired by seed."""
     cut = cells.pivot(index="seed", columns="strategy", values="trait_cut")
     rows = []
     if baseline not in cut:
         return pd.DataFrame(rows)
     for strategy in cut.columns:
-        if strategy in (baseline, NO_PRUNE):
+        base = matched_baseline(strategy, cut.columns, baseline)
+        if strategy == base or Cell.parse(strategy).strategy in (baseline, NO_PRUNE):
             continue
-        diff = cut[strategy] - cut[baseline]
-        base_mean = cut[baseline].mean()
+        diff = cut[strategy] - cut[base]
+        base_mean = cut[base].mean()
         ratio = (
             f"{cut[strategy].mean() / base_mean:.2f}"
             if base_mean > 1e-12
@@ -191,13 +235,13 @@ def paired_comparisons(cells: pd.DataFrame, baseline: str = "random") -> pd.Data
         )
         rows.append(
             {
-                "strategy": strategy,
-                "baseline": baseline,
+                "strategy": label(strategy, cells),
+                "baseline": base,
                 "trait cut minus baseline's (paired)": str(mean_ci(diff.dropna())),
                 "ratio of mean cuts": ratio,
                 "seeds where it cut more": f"{int((diff > 0).sum())}/{int(diff.notna().sum())}",
                 "P(cut > baseline's)": round(
-                    probability_of_improvement(cut[strategy], cut[baseline]), 2
+                    probability_of_improvement(cut[strategy], cut[base]), 2
                 ),
             }
         )
@@ -285,6 +329,15 @@ def clusterability_table(clusters: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _head_note(cells: pd.DataFrame) -> str:
+    if not cells.prunes_action_head.astype(bool).any():
+        return ""
+    return (
+        f" {ACTION_HEAD_MARK} masks the action head: not a module (the logits of the actions "
+        "themselves were ranked and held at zero)."
+    )
+
+
 def report_tables(
     cells: pd.DataFrame,
     clusters: pd.DataFrame | None = None,
@@ -294,7 +347,9 @@ def report_tables(
     tables = {
         "Strategies": (
             "Mean [95% percentile-bootstrap CI] over seeds (Student-t intervals, wider at few "
-            "seeds, and IQMs are in `summary.csv`).",
+            "seeds, and IQMs are in `summary.csv`). Weights pruned counts every parameter entry "
+            "held at zero (weights and biases): `<strategy>~weights` cells zero as many "
+            "individual weights as the unit prune." + _head_note(cells),
             summarise(cells),
         ),
         "Reference models": ("Mean [95% percentile-bootstrap CI] over seeds.", references(cells)),
@@ -303,7 +358,9 @@ def report_tables(
     if not paired.empty:
         tables["Locating vs random units"] = (
             "Trait cut = trait rate before − right after pruning, paired by seed (same "
-            "pretrained model, same evaluation episodes); mean [95% t-interval]. P(cut > "
+            "pretrained model, same evaluation episodes); mean [95% t-interval]. The baseline "
+            "is random pruning of the same kind where the run has it (`random~weights` for "
+            "weight cells), else random units. P(cut > "
             "baseline's) is the probability of improvement over seeds (Mann–Whitney).",
             paired,
         )

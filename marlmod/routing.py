@@ -20,9 +20,15 @@ How it rides inside SB3's PPO, through public extension points only:
 
 Codes: ``FREE`` (all units; unlabelled trait steps when ``label_coverage < 1``, or every non-trait
 step when routing them is off), ``TRAIT`` (designated units only), ``OTHER`` (all but the
-designated units). Nothing of this outlives ``learn``: the hook is removed when training ends,
-and ``marlmod.train.load_model`` rebuilds a checkpoint with SB3's plain ``RolloutBuffer`` (even
-without that, a buffer whose codes nobody sets stores ``FREE`` and nothing reads them).
+designated units). With ``route_by="positive_advantage"`` a labelled trait step keeps ``TRAIT``
+only in minibatches where PPO *reinforces* it (advantage above the minibatch mean, the sign PPO's
+advantage normalisation gives its gradient); where PPO discourages it, it becomes ``OTHER``.
+Routing by the action alone sends the cost of bad zaps into the module too, so the module becomes
+the whole zap circuit, brake included (the negative result in the README); routing by the sign of
+the update keeps the brake outside. Nothing of this outlives ``learn``: the hook is removed when
+training ends, and ``marlmod.train.load_model`` rebuilds a checkpoint with SB3's plain
+``RolloutBuffer`` (even without that, a buffer whose codes nobody sets stores ``FREE`` and nothing
+reads them).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
     from marlmod.locate import Evidence
 
 FREE, TRAIT, OTHER = 0, 1, 2
+ROUTE_BY = ("action", "positive_advantage")
 
 
 def designated_units(width: int, fraction: float) -> tuple[int, ...]:
@@ -66,6 +73,18 @@ def route_codes(trait: np.ndarray, labelled: np.ndarray, route_non_trait: bool) 
     codes[trait] = FREE
     codes[trait & np.asarray(labelled, dtype=bool)] = TRAIT
     return codes
+
+
+def discouraged_to_other(codes: np.ndarray, advantages: np.ndarray) -> np.ndarray:
+    """Trait steps whose update *lowers* the trait's probability go to the other units.
+
+    PPO normalises advantages per minibatch, so a step is reinforced when its advantage is above
+    the minibatch mean (a one-sample minibatch is not normalised: its sign decides).
+    """
+    centre = advantages.mean() if len(advantages) > 1 else 0.0
+    out = codes.copy()
+    out[(codes == TRAIT) & (advantages <= centre)] = OTHER
+    return out
 
 
 def unit_masks_for(codes: torch.Tensor, width: int, units: Sequence[int]) -> torch.Tensor:
@@ -94,6 +113,7 @@ class RoutedRolloutBuffer(RolloutBuffer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.pending: np.ndarray | None = None
         self.batch_codes: torch.Tensor | None = None
+        self.reinforced_only = False  # set by RouteLabels for route_by="positive_advantage"
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
@@ -114,7 +134,10 @@ class RoutedRolloutBuffer(RolloutBuffer):
         self.batch_codes = None
 
     def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> RolloutBufferSamples:
-        self.batch_codes = torch.as_tensor(self.flat_codes[batch_inds])
+        codes = self.flat_codes[batch_inds]
+        if self.reinforced_only:
+            codes = discouraged_to_other(codes, self.advantages[batch_inds].reshape(-1))
+        self.batch_codes = torch.as_tensor(codes)
         return super()._get_samples(batch_inds, env)
 
 
@@ -133,12 +156,16 @@ class RouteLabels(BaseCallback):
         label_coverage: float = 1.0,
         route_non_trait: bool = True,
         seed: int = 0,
+        route_by: str = "action",
     ) -> None:
         super().__init__()
         if not 0 < label_coverage <= 1:
             raise MarlmodError(f"label_coverage must be in (0, 1], got {label_coverage}")
         self.trait, self.layer, self.fraction = trait, layer, fraction
         self.label_coverage, self.route_non_trait = label_coverage, route_non_trait
+        if route_by not in ROUTE_BY:
+            raise MarlmodError(f"unknown route_by {route_by!r}; valid: {', '.join(ROUTE_BY)}")
+        self.route_by = route_by
         self.rng = np.random.default_rng(seed)
         self.units: tuple[int, ...] = ()
         self.counts = np.zeros(3, dtype=np.int64)  # steps stored per code: a check on labelling
@@ -151,6 +178,7 @@ class RouteLabels(BaseCallback):
                 "RouteLabels needs PPO(rollout_buffer_class=RoutedRolloutBuffer); "
                 f"this model uses {type(buffer).__name__}"
             )
+        buffer.reinforced_only = self.route_by == "positive_advantage"
         policy = self.model.policy
         producer = resolve_module(policy, hidden_layer(policy, self.layer).producer)
         width = producer.out_features

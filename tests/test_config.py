@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,29 @@ def test_shipped_configs_compare_against_random_units(path: Path) -> None:
             lambda d: d["prune"].update(layer="policy.9"),
             "'policy.9' is not a hidden layer of the policy; valid: mlp_extractor.policy_net.1",
         ),
+        (
+            lambda d: d["prune"].update(layer="action_net"),
+            "'action_net' is the action head: masking it masks the action itself, not a module, "
+            "so it is pruned only in the cells that prune.action_head asks for (results mark "
+            "them); valid layers: mlp_extractor.policy_net.1, mlp_extractor.policy_net.3",
+        ),
+        (
+            lambda d: d["prune"].update(layer="mlp_extractor.value_net.1"),
+            "is in the value network, which does not choose actions; valid layers: "
+            "mlp_extractor.policy_net.1, mlp_extractor.policy_net.3",
+        ),
+        (
+            lambda d: d["prune"].update(layer="mlp_extractor.policy_net.2"),
+            "'mlp_extractor.policy_net.2' is not a hidden layer of the policy; valid: "
+            "mlp_extractor.policy_net.1, mlp_extractor.policy_net.3",
+        ),
+        (lambda d: d["prune"].update(weights=["probe"]), "weights strategy 'probe' is not in"),
+        (lambda d: d["prune"].update(weights=["magic"]), "unknown strategy 'magic'; valid: "),
+        (
+            lambda d: d["prune"].update(strategies=["contrast", "wanda"], action_head=["wanda"]),
+            "action_head strategy 'wanda' reads the wiring around a hidden layer, which the "
+            "action head lacks; valid: contrast, random, selective",
+        ),
         (lambda d: d["network"].update(activation="gelu"), "at network.activation"),
         (lambda d: d.update(seeds=[1, 1]), "seeds must not repeat"),
         (lambda d: d["env"].update(bonus=0), "at env.bonus: Input should be greater than 0"),
@@ -51,7 +75,7 @@ def test_shipped_configs_compare_against_random_units(path: Path) -> None:
 )
 def test_bad_fields_name_their_key(tiny_dict: dict, mutate, message: str) -> None:
     mutate(tiny_dict)
-    with pytest.raises(MarlmodError, match=message.replace(".", r"\.").replace("[", r"\[")):
+    with pytest.raises(MarlmodError, match=re.escape(message)):
         parse_scenario(tiny_dict)
 
 
@@ -65,6 +89,36 @@ def test_digest_changes_with_any_field(tiny_dict: dict) -> None:
     a = parse_scenario(tiny_dict).digest
     tiny_dict["ppo"]["n_epochs"] = 2
     assert parse_scenario(tiny_dict).digest != a
+
+
+def test_adding_weight_and_action_head_cells_keeps_the_digest(tiny_dict: dict) -> None:
+    """They choose which cells run, not what any stage computes: an existing run resumes and
+    computes only the new cells (tests/test_end_to_end.py runs it)."""
+    before = parse_scenario(tiny_dict).digest
+    tiny_dict["prune"].update(weights=["contrast", "random"], action_head=["contrast"])
+    assert parse_scenario(tiny_dict).digest == before
+
+
+@pytest.mark.parametrize("hidden", [[8], [8, 8, 8]])
+def test_policy_layers_are_the_activations_of_the_built_policy(
+    tiny_dict: dict, hidden: list[int]
+) -> None:
+    """What validation accepts as prune.layer is exactly what the model has: every activation
+    module of the policy MLP."""
+    from torch import nn
+
+    from marlmod.train import build_model
+
+    tiny_dict["network"]["hidden"] = hidden
+    tiny_dict["prune"]["layer"] = f"mlp_extractor.policy_net.{2 * len(hidden) - 1}"
+    scenario = parse_scenario(tiny_dict)
+    policy = build_model(scenario, resolve_env(scenario.env).factory(0.0), seed=0).policy
+    built = [
+        name
+        for name, module in policy.named_modules()
+        if name.startswith("mlp_extractor.policy_net.") and isinstance(module, nn.ReLU)
+    ]
+    assert list(scenario.network.policy_layers) == built
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from marlmod.config import parse_scenario
+from marlmod.episodes import write_episode_gifs
 from marlmod.errors import MarlmodError
 from marlmod.experiment import run_scenario
 
@@ -55,6 +59,113 @@ def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) ->
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("seed_*/**/*") if p.is_file()}
     run_scenario(scenario, tmp_path)  # resume: nothing recomputed
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def as_stored_before_granularity(seed_dir: Path, strategy: str) -> None:
+    """Rewrite a finished cell as marlmod wrote it before weight and action-head cells (like
+    results/aggression): no granularity in prune.json, no prune columns in cell.json."""
+    for name, keys in (
+        ("prune.json", ("granularity", "weights")),
+        ("cell.json", ("granularity", "prunes_action_head", "weights_pruned", "masks_held")),
+    ):
+        path = seed_dir / strategy / name
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({k: v for k, v in data.items() if k not in keys}))
+
+
+def test_weight_and_action_head_cells_join_an_old_run(tmp_path: Path, tiny_dict: dict) -> None:
+    """Adding prune.weights and prune.action_head to a finished run (its cells written in the old
+    format) computes only the new cells; the report marks the action head and shows matched
+    sizes; masks of the new cells held through retraining; a rerun recomputes nothing."""
+    from marlmod.pipeline import SeedRun
+    from marlmod.prune import load_prune
+    from marlmod.train import load_model
+
+    run_scenario(parse_scenario(tiny_dict), tmp_path)
+    run_dir = tmp_path / "tiny"
+    as_stored_before_granularity(run_dir / "seed_0", "contrast")
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("seed_*/**/*") if p.is_file()}
+
+    tiny_dict["prune"].update(weights=["contrast", "random"], action_head=["contrast"])
+    scenario = parse_scenario(tiny_dict)
+    summary = run_scenario(scenario, tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # old cells reused untouched
+
+    cells = pd.read_csv(run_dir / "cells.csv").set_index("strategy")
+    assert sorted(cells.index) == [
+        "contrast",
+        "contrast~action_head",
+        "contrast~weights",
+        "none",
+        "random",
+        "random~weights",
+    ]
+    assert cells.granularity.to_dict() == {
+        "contrast": "units",
+        "contrast~action_head": "units",
+        "contrast~weights": "weights",
+        "none": "none",
+        "random": "units",
+        "random~weights": "weights",
+    }
+    assert cells.prunes_action_head[cells.prunes_action_head].index.tolist() == [
+        "contrast~action_head"
+    ]
+    assert cells.masks_held.drop("none").all()
+    units = 2 * (8 + 1 + 6)  # 2 of 8 units, each: 8 inputs, a bias, 6 logits
+    for name in ("contrast", "contrast~weights", "random", "random~weights"):
+        assert cells.loc[name, "weights_pruned"] == units, name  # old cell: counted from masks
+    assert cells.loc["contrast~weights", "units_pruned"] == 0
+    assert cells.loc["contrast~action_head", ["units_pruned", "weights_pruned"]].tolist() == [
+        2,  # round(0.25 × 6 logits)
+        2 * (8 + 1),
+    ]
+    assert "| contrast~action_head † |" in summary
+    assert "† masks the action head: not a module" in summary
+    assert re.search(r"\| contrast~weights +\| random~weights +\|", summary)  # like with like
+
+    run = SeedRun(scenario, 0, run_dir)
+    for name in ("contrast~weights", "contrast~action_head"):
+        prune, masks = load_prune(run.dir / name)
+        assert prune.granularity == ("weights" if name.endswith("weights") else "units")
+        model = load_model(run.dir / name / "model.zip", scenario, run.cooperative, 0)
+        params = dict(model.policy.named_parameters())
+        assert all(torch.all(params[k][m == 0] == 0) for k, m in masks.items()), name
+    assert load_prune(run.dir / "contrast~action_head")[0].layer == "action_net"
+
+    gifs = write_episode_gifs(run_dir, 0, "contrast~weights", tmp_path / "gifs")
+    assert [p.name for p in gifs] == [
+        f"seed0_contrast~weights_{s}.gif" for s in ("before", "pruned", "retrained")
+    ]
+
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("seed_*/**/*") if p.is_file()}
+    run_scenario(scenario, tmp_path)  # resume: nothing recomputed
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_first_hidden_layer_prunes_units_and_weights(tmp_path: Path, tiny_dict: dict) -> None:
+    """prune.layer may be any hidden layer of the policy: the first one is fed by the
+    observation and read by the second Linear, not by the head."""
+    from marlmod.pipeline import SeedRun
+    from marlmod.prune import load_prune
+
+    tiny_dict["prune"].update(layer="mlp_extractor.policy_net.1", weights=["contrast"])
+    run = SeedRun(parse_scenario(tiny_dict), 0, tmp_path)
+    run.run()
+    touched = {
+        name: {k for k, m in load_prune(run.dir / name)[1].items() if (m == 0).any()}
+        for name in ("contrast", "contrast~weights")
+    }
+    assert touched["contrast"] == {
+        "mlp_extractor.policy_net.0.weight",
+        "mlp_extractor.policy_net.0.bias",
+        "mlp_extractor.policy_net.2.weight",
+    }
+    assert touched["contrast~weights"] <= touched["contrast"]
+    cells = {name: run.cell(name) for name in ("contrast", "contrast~weights")}
+    assert cells["contrast"]["weights_pruned"] == cells["contrast~weights"]["weights_pruned"]
+    obs_dim = load_prune(run.dir / "contrast")[1]["mlp_extractor.policy_net.0.weight"].shape[1]
+    assert cells["contrast"]["weights_pruned"] == 2 * (obs_dim + 1 + 8)
 
 
 def test_interrupted_seed_resumes_only_missing_cells(tmp_path: Path, tiny_dict: dict) -> None:

@@ -103,6 +103,7 @@ def test_same_config_and_seed_give_identical_result_files(tmp_path: Path, tiny_d
     from marlmod.config import parse_scenario
     from marlmod.experiment import run_scenario
 
+    tiny_dict["prune"].update(weights=["contrast", "random"], action_head=["contrast"])
     scenario = parse_scenario(tiny_dict)
     run_scenario(scenario, tmp_path / "a")
     run_scenario(scenario, tmp_path / "b")

@@ -208,3 +208,29 @@ def test_wanda_weighs_outgoing_weights_by_activation() -> None:
     scores = score_units("wanda", ev, rng())
     assert scores[1] > scores[3]  # unit 3: same weight, full activation
     assert scores[0] == scores[2] == 0.0  # no outgoing weights: nothing to lose (-0.0 == 0.0)
+
+
+# ---------------------------------------------------------------- the action head
+def test_strategies_rank_the_trait_logit_first_on_the_action_head() -> None:
+    """``<strategy>~action_head`` cells score the logits with the same strategies: here only
+    logit 2 varies with the state, and the trait (taking action 2) happens where it is high."""
+    from marlmod.record import activations_on
+
+    policy = tiny_policy()
+    with torch.no_grad():
+        policy.action_net.weight[0, 3] = 0.0  # logits 0 and 1 constant 0
+    obs = rng(0).random((200, 3)).astype(np.float32)
+    logits = activations_on(policy, "action_net", obs)
+    trait = logits[:, 2] > np.median(logits[:, 2])
+    ev = Evidence(
+        acts=logits,
+        trait=trait,
+        obs=obs,
+        actions=np.where(trait, 2, 0),
+        policy=policy,
+        layer="action_net",
+    )
+    for name in ("contrast", "attribution", "selective"):
+        assert int(np.argmax(score_units(name, ev, rng()))) == 2, name
+    with pytest.raises(MarlmodError, match="not a layer inside an nn.Sequential"):
+        score_units("wanda", ev, rng())  # config refuses it for the head (HIDDEN_LAYER_ONLY)

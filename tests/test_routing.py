@@ -22,6 +22,7 @@ from marlmod.routing import (
     RoutedRolloutBuffer,
     RouteLabels,
     designated_units,
+    discouraged_to_other,
     route_codes,
 )
 from marlmod.train import build_model, learn
@@ -157,6 +158,39 @@ def test_label_coverage_leaves_some_trait_steps_free(routed_model: tuple) -> Non
     assert callback.counts[TRAIT] > 0 and callback.counts[FREE] > 0
 
 
+def test_discouraged_trait_steps_go_to_the_other_units() -> None:
+    codes = np.array([TRAIT, TRAIT, TRAIT, OTHER, FREE], dtype=np.int8)
+    advantages = np.array([3.0, -1.0, 0.5, 2.0, -4.0])  # minibatch mean 0.1
+    assert discouraged_to_other(codes, advantages).tolist() == [TRAIT, OTHER, TRAIT, OTHER, FREE]
+    # a one-sample minibatch is not normalised by PPO: the advantage's own sign decides
+    assert discouraged_to_other(codes[:1], np.array([0.2])).tolist() == [TRAIT]
+    assert discouraged_to_other(codes[:1], np.array([-0.2])).tolist() == [OTHER]
+
+
+def test_route_by_positive_advantage_codes_minibatches_by_update_sign(routed_model: tuple) -> None:
+    model, _ = routed_model
+    callback = RouteLabels("attack", LAYER, 0.25, seed=0, route_by="positive_advantage")
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    buffer = model.rollout_buffer
+    original = buffer._get_samples
+
+    def spy(batch_inds: np.ndarray, env=None):
+        samples = original(batch_inds, env)
+        seen.append((buffer.batch_codes.numpy().copy(), buffer.flat_codes[batch_inds]))
+        return samples
+
+    buffer._get_samples = spy
+    learn(model, 512, callback)
+    assert callback.counts[TRAIT] > 0
+    routed = np.concatenate([codes for codes, _ in seen])
+    stored = np.concatenate([flat for _, flat in seen])
+    # labelled trait steps split into reinforced (TRAIT) and discouraged (OTHER); none is lost
+    assert (routed[stored == TRAIT] == TRAIT).any() and (routed[stored == TRAIT] == OTHER).any()
+    assert (routed[stored != TRAIT] == stored[stored != TRAIT]).all()
+    with pytest.raises(MarlmodError, match="route_by"):
+        RouteLabels("attack", LAYER, 0.25, route_by="advantage")
+
+
 def test_route_labels_needs_the_routed_buffer(tiny_scenario: Scenario) -> None:
     env = resolve_env(tiny_scenario.env)
     model = build_model(tiny_scenario, env.factory(1.0), seed=0)
@@ -190,7 +224,13 @@ def test_default_pretrain_keeps_the_digest(tiny_dict: dict) -> None:
     tiny_dict["pretrain"] = {"method": "plain"}
     assert parse_scenario(tiny_dict).digest == plain
     tiny_dict["pretrain"] = {"method": "routing"}
-    assert parse_scenario(tiny_dict).digest != plain
+    routed = parse_scenario(tiny_dict).digest
+    assert routed != plain
+    # a field added later keeps older routing runs resumable at its default, and counts otherwise
+    tiny_dict["pretrain"] = {"method": "routing", "route_by": "action"}
+    assert parse_scenario(tiny_dict).digest == routed
+    tiny_dict["pretrain"] = {"method": "routing", "route_by": "positive_advantage"}
+    assert parse_scenario(tiny_dict).digest != routed
 
 
 def test_routing_end_to_end_prunes_exactly_the_routed_units(

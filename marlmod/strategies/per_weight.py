@@ -1,0 +1,126 @@
+"""Locating at weight granularity: one score per weight around the pruned layer.
+
+A unit prune zeroes everything a unit touches. A weight prune zeroes individual entries of the
+same parameters — the producing Linear's weight and bias (the layer's incoming side) and the
+consuming Linear's weight (its outgoing side) — so the two granularities draw from one pool and
+are compared at the same count of zeroed entries (``SeedRun`` takes it from the unit prune of the
+same fraction). Scores come from each strategy's own unit scores (``credit``), so ``<s>~weights``
+vs ``<s>`` compares granularity, not locating methods; ``random`` picks uniformly random entries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from marlmod.errors import MarlmodError
+from marlmod.prune import WeightIndices, hidden_layer
+from marlmod.record import inputs_on
+from marlmod.strategies.common import layer_linears, need
+
+if TYPE_CHECKING:
+    from marlmod.locate import Evidence
+
+WeightScores = dict[str, np.ndarray]  # parameter name -> one score per entry, its shape
+
+
+def per_weight_scores(
+    strategy: str, ev: Evidence, unit_scores: np.ndarray, rng: np.random.Generator
+) -> WeightScores:
+    """Scores of every candidate weight for ``strategy`` (higher = prune first).
+
+    ``random``'s unit scores are a permutation that carries no evidence; crediting them to
+    weights would favour big weights, so the weight-level random baseline is uniform instead.
+    """
+    if strategy == "random":
+        return {name: rng.random(tuple(p.shape)) for name, p in candidates(ev).items()}
+    return credit(ev, unit_scores)
+
+
+def candidates(ev: Evidence) -> dict[str, torch.Tensor]:
+    """The parameters a prune of ``ev.layer`` may zero, by name: producer weight and bias,
+    consumer weight (the same entries a unit prune zeroes)."""
+    policy = need(ev, "policy", "weights")
+    layer = hidden_layer(policy, need(ev, "layer", "weights"))
+    producer, consumer = layer_linears(ev, "weights")
+    return {
+        f"{layer.producer}.weight": producer.weight,
+        f"{layer.producer}.bias": producer.bias,
+        f"{layer.consumer}.weight": consumer.weight,
+    }
+
+
+def credit(ev: Evidence, unit_scores: np.ndarray) -> WeightScores:
+    """Per-weight score = the score of the unit the weight touches × the weight's share of that
+    unit's signal on trait steps.
+
+    A unit's score says how responsible the unit is for the trait; a weight is responsible for
+    the part of that which flows through it. Its share is its Wanda importance (Sun et al. 2023:
+    |w| × RMS of the input it multiplies — the size of its contribution) over the total of the
+    unit's weights on the same side:
+
+    - incoming (unit u's row of the producer, and its bias as a weight on a constant input 1):
+      |W[u, j]|·rms(x_j) / (Σ_j' |W[u, j']|·rms(x_j') + |b_u|), x the producer's input;
+    - outgoing (unit u's column of the consumer): |W[i, u]|·rms(h_u) / Σ_i' |W[i', u]|·rms(h_u).
+
+    Each side's shares sum to one, so each side carries the unit's whole score: cutting all of a
+    unit's incoming weights, or all of its outgoing ones, silences it as a unit prune does. RMS is
+    over *trait* rows: a weight whose input is silent whenever the trait happens cannot carry the
+    trait, and zeroing it would cost capability only. Signs carry over: units that fall quiet
+    during the trait (pruning them mimics it) give negative weight scores and rank last.
+
+    Chosen over weight-level gradient × weight because it works from *every* strategy's unit
+    scores: gradient × weight would be one more locating method (attribution's), the same for
+    every strategy. Scores that encode only ranks (``cluster``, ``routed``) keep their order of
+    units, but the product is calibrated only within their top group.
+    """
+    scores = np.asarray(unit_scores, dtype=np.float64)
+    if scores.shape != (ev.units,) or not np.isfinite(scores).all():
+        raise MarlmodError(f"need {ev.units} finite unit scores, got shape {scores.shape}")
+    trait = ev.trait.astype(bool)
+    if not trait.any():
+        raise MarlmodError("weight-level scores need trait rows; the trait never occurred")
+    policy = need(ev, "policy", "weights")
+    params = candidates(ev)
+    w_in, bias, w_out = (p.detach().cpu().numpy().astype(np.float64) for p in params.values())
+    producer = hidden_layer(policy, need(ev, "layer", "weights")).producer
+    x_rms = _rms(inputs_on(policy, producer, need(ev, "obs", "weights")[trait]))
+    h_rms = _rms(ev.acts[trait])
+    incoming = np.abs(w_in) * x_rms[None, :]
+    in_total = incoming.sum(axis=1) + np.abs(bias)
+    outgoing = np.abs(w_out) * h_rms[None, :]
+    out_total = outgoing.sum(axis=0)
+    shares = (
+        _divide(incoming, in_total[:, None]),
+        _divide(np.abs(bias), in_total),
+        _divide(outgoing, out_total[None, :]),
+    )
+    units = (scores[:, None], scores, scores[None, :])
+    return {name: u * s for name, u, s in zip(params, units, shares, strict=True)}
+
+
+def top_weights(scores: WeightScores, count: int) -> WeightIndices:
+    """The ``count`` highest-scoring entries over all parameters, as sorted flat indices per
+    parameter (ties: earlier parameter, lower index first)."""
+    names = list(scores)
+    flat = np.concatenate([scores[n].ravel() for n in names])
+    if not 0 < count <= len(flat):
+        raise MarlmodError(f"cannot prune {count} of {len(flat)} weights")
+    chosen = np.sort(np.argsort(-flat, kind="stable")[:count])
+    bounds = np.cumsum([0, *(scores[n].size for n in names)])
+    return tuple(
+        (name, tuple(int(i - lo) for i in chosen[(chosen >= lo) & (chosen < hi)]))
+        for name, lo, hi in zip(names, bounds[:-1], bounds[1:], strict=True)
+    )
+
+
+def _rms(x: np.ndarray) -> np.ndarray:
+    return np.sqrt((x.astype(np.float64) ** 2).mean(axis=0))
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (a unit with no live connection on that side)."""
+    den = np.broadcast_to(den, num.shape)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
