@@ -1,4 +1,4 @@
-"""Running a whole scenario: every seed (in worker processes), then the report.
+"""Running a whole scenario: every seed's shared stages, then its cells as tasks, then the report.
 
 The run directory records the config, its hash, package versions and the git commit. Rerunning
 into a directory made under a *different* config is refused rather than mixing results; rerunning
@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -20,7 +22,7 @@ from marlmod.atomic import read_json, write_json
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.pipeline import run_seed
+from marlmod.pipeline import run_seed, run_shared, run_task, seed_tasks
 from marlmod.report import write_report
 
 MIN_FREE_BYTES = 256 * 2**20  # a 5-seed scenario writes ~60 MiB; refuse before, not midway
@@ -39,10 +41,12 @@ def run_scenario(
 ) -> str:
     """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary.
 
-    ``local`` runs seeds in worker processes on this machine; ``ray`` submits each seed as a Ray
-    task (to ``ray_address``, or a Ray instance started here), which needs ``out_root`` on a
-    filesystem every Ray node shares. Both run the same ``run_seed``, so they give identical
-    numbers for the same seeds.
+    Work is split into tasks: each seed's shared stages (pretraining, control, recordings), then
+    each of its cells and extras (``pipeline.seed_tasks``). ``local`` runs them in worker
+    processes on this machine (one worker: each seed in turn, in this process); ``ray`` submits
+    them as Ray tasks (to ``ray_address``, or a Ray instance started here), which needs
+    ``out_root`` on a filesystem every Ray node shares. Both run the same task functions, so they
+    give identical numbers for the same seeds.
     """
     if backend not in BACKENDS:
         raise MarlmodError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -51,22 +55,76 @@ def run_scenario(
         raise MarlmodError("tensorboard: true needs TensorBoard: pip install 'marlmod[tracking]'")
     run_dir = out_root.resolve() / scenario.name
     prepare_run_dir(scenario, run_dir)
-    n_workers = min(workers or scenario.workers, len(scenario.seeds))
-    progress = tqdm(total=len(scenario.seeds), desc=f"{scenario.name}: seeds", unit="seed")
-    if backend == "ray":
-        _run_on_ray(scenario, run_dir, n_workers, ray_address, progress)
-    elif n_workers == 1:
-        for seed in scenario.seeds:
-            run_seed(scenario, seed, run_dir)
-            progress.update()
-    else:
-        with ProcessPoolExecutor(n_workers) as pool:
-            futures = [pool.submit(run_seed, scenario, seed, run_dir) for seed in scenario.seeds]
-            for future in as_completed(futures):
-                future.result()
-                progress.update()
-    progress.close()
+    n_workers = workers or scenario.workers
+    tasks = len(scenario.seeds) * (1 + len(seed_tasks(scenario)))
+    with tqdm(total=tasks, desc=f"{scenario.name}: tasks", unit="task") as progress:
+        if backend == "ray":
+            _run_on_ray(scenario, run_dir, n_workers, ray_address, progress)
+        elif n_workers == 1:
+            for seed in scenario.seeds:
+                run_seed(scenario, seed, run_dir)
+                progress.update(1 + len(seed_tasks(scenario)))
+        else:
+            with ProcessPoolExecutor(n_workers) as pool:
+                run_fanned_out(scenario, run_dir, LocalPool(pool), progress)
     return write_report(run_dir, scenario.name)
+
+
+class LocalPool:
+    """``concurrent.futures`` behind the two calls ``run_fanned_out`` needs."""
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        return self.pool.submit(fn, *args)
+
+    def wait_one(self, pending: set[Future]) -> tuple[set[Future], set[Future]]:
+        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            future.result()  # re-raise a task's error here
+        return done, rest
+
+
+class RayPool:
+    """Ray tasks behind the same two calls (one CPU per task)."""
+
+    def __init__(self, ray: Any) -> None:
+        self.ray = ray
+        self.remote: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if fn not in self.remote:
+            self.remote[fn] = self.ray.remote(num_cpus=1)(fn)
+        return self.remote[fn].remote(*args)
+
+    def wait_one(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
+        done, rest = self.ray.wait(list(pending), num_returns=1)
+        self.ray.get(done)  # re-raise a task's error here
+        return set(done), set(rest)
+
+
+def run_fanned_out(
+    scenario: Scenario, run_dir: Path, pool: LocalPool | RayPool, progress: tqdm
+) -> None:
+    """Every seed's shared stages first, then each seed's cells and extras as separate tasks
+    as soon as its shared stages are done: the workers stay busy to the end instead of idling
+    while the last seed runs alone, and a cluster can run as many tasks as there are cells."""
+    owner: dict[Any, int | None] = {}
+    for seed in scenario.seeds:
+        owner[pool.submit(run_shared, scenario, seed, run_dir)] = seed
+    pending = set(owner)
+    while pending:
+        done, pending = pool.wait_one(pending)
+        for handle in done:
+            progress.update()
+            seed = owner.pop(handle)
+            if seed is None:
+                continue
+            for name in seed_tasks(scenario):
+                task = pool.submit(run_task, scenario, seed, run_dir, name)
+                owner[task] = None
+                pending.add(task)
 
 
 def _run_on_ray(
@@ -86,12 +144,7 @@ def _run_on_ray(
             configure_logging=False,
         )
     try:
-        task = ray.remote(num_cpus=1)(run_seed)
-        pending = [task.remote(scenario, seed, run_dir) for seed in scenario.seeds]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            ray.get(done)
-            progress.update()
+        run_fanned_out(scenario, run_dir, RayPool(ray), progress)
     finally:
         if started_here:
             ray.shutdown()

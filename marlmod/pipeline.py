@@ -59,7 +59,8 @@ from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.strategies.per_weight import per_weight_scores, top_weights
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
-__all__ = ["NO_PRUNE", "SeedRun", "run_seed"]  # NO_PRUNE re-exported: older imports name it here
+# NO_PRUNE is re-exported: older imports name it here.
+__all__ = ["NO_PRUNE", "SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
 # Where the two pretrained models live. The bonus-0 control is not under "control/": that is the
 # `control` strategy's cell directory (see ``migrate_legacy_control``).
 MODEL_STAGES = {"pretrain": "pretrain", "control": "control_model"}
@@ -453,28 +454,70 @@ class SeedRun:
         return result
 
     # ---------------------------------------------------------------- everything
-    def run(self) -> dict:
-        """Every stage for this seed; returns the seed's cells and references."""
+    def shared(self) -> None:
+        """The stages every cell of this seed reads: both pretrained models, the from-scratch
+        bar and the recorded evidence. Run once before the seed's cells fan out."""
         limit_threads()
-        _, control = self.pretrained("control")
-        scratch = self.scratch_curve()
-        prune = self.scenario.prune
-        cells = [self.cell(cell.name) for cell in scenario_cells(prune)]
-        for strategy in prune.strategies if prune.sweep else ():
-            self.sweep(strategy)
-        for strategy in prune.relocate:
-            self.relocation(strategy)
-        self.layer_contrasts()
-        if self.scenario.clusterability_shuffles:
+        model_path, _ = self.pretrained("pretrain")
+        self.pretrained("control")
+        self.scratch_curve()
+        self.evidence(load_model(model_path, self.scenario, self.cooperative, self.seed))
+
+    def task(self, name: str) -> None:
+        """One independent piece of this seed's work (see ``seed_tasks``), after ``shared``."""
+        limit_threads()
+        kind, _, arg = name.partition(":")
+        if kind == "cell":
+            self.cell(arg)
+            if arg in self.scenario.prune.relocate:  # reads the cell's retrained model
+                self.relocation(arg)
+        elif kind == "sweep":
+            self.sweep(arg)
+        elif kind == "layer_contrasts":
+            self.layer_contrasts()
+        elif kind == "clusterability":
             self.clusterability()
+        else:
+            raise MarlmodError(f"unknown seed task {name!r}")
+
+    def run(self) -> dict:
+        """Every stage for this seed, one after another; returns the seed's cells and
+        references."""
+        self.shared()
+        for name in seed_tasks(self.scenario):
+            self.task(name)
+        _, control = self.pretrained("control")
         return {
             "seed": self.seed,
-            "cells": cells,
+            "cells": [self.cell(cell.name) for cell in scenario_cells(self.scenario.prune)],
             "control": asdict(control),
-            "scratch": [asdict(p) for p in scratch],
+            "scratch": [asdict(p) for p in self.scratch_curve()],
         }
 
 
+def seed_tasks(scenario: Scenario) -> list[str]:
+    """The work of one seed after its shared stages, as tasks that may run in any order and in
+    parallel (they write to different files; a cache two tasks both need, such as a strategy's
+    scores, is written atomically with the same content by whichever finishes first)."""
+    prune = scenario.prune
+    tasks = [f"cell:{cell.name}" for cell in scenario_cells(prune)]
+    tasks += [f"sweep:{strategy}" for strategy in prune.strategies if prune.sweep]
+    tasks.append("layer_contrasts")
+    if scenario.clusterability_shuffles:
+        tasks.append("clusterability")
+    return tasks
+
+
+def run_shared(scenario: Scenario, seed: int, run_dir: Path) -> None:
+    """Picklable entry point: a seed's shared stages."""
+    SeedRun(scenario, seed, run_dir).shared()
+
+
+def run_task(scenario: Scenario, seed: int, run_dir: Path, name: str) -> None:
+    """Picklable entry point: one of ``seed_tasks`` for ``seed``."""
+    SeedRun(scenario, seed, run_dir).task(name)
+
+
 def run_seed(scenario: Scenario, seed: int, run_dir: Path) -> dict:
-    """Picklable entry point for worker processes."""
+    """Picklable entry point: a whole seed in one process."""
     return SeedRun(scenario, seed, run_dir).run()

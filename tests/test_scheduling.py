@@ -1,0 +1,44 @@
+"""Cells as tasks: fanning a scenario out over worker processes gives exactly the files of a
+one-process run, and a finished run reruns without computing anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from marlmod.compare import compare_runs
+from marlmod.config import parse_scenario
+from marlmod.experiment import run_scenario
+from marlmod.pipeline import seed_tasks
+
+
+def test_seed_tasks_cover_every_cell_and_extra(tiny_dict: dict) -> None:
+    tiny_dict["prune"].update(released=["contrast"], sweep=[0.5], relocate=["contrast"])
+    tasks = seed_tasks(parse_scenario(tiny_dict))
+    assert tasks == [
+        "cell:none",
+        "cell:contrast",
+        "cell:random",
+        "cell:contrast~released",
+        "sweep:contrast",
+        "sweep:random",
+        "layer_contrasts",
+        "clusterability",
+    ]
+
+
+def test_fanned_out_run_equals_one_process_run(tmp_path: Path, tiny_dict: dict) -> None:
+    tiny_dict["seeds"] = [0, 1]
+    tiny_dict["prune"].update(released=["contrast"], sweep=[0.5], relocate=["contrast"])
+    scenario = parse_scenario(tiny_dict)
+    run_scenario(scenario, tmp_path / "serial", workers=1)
+    run_scenario(scenario, tmp_path / "fanned", workers=2)
+    comparison = compare_runs(tmp_path / "serial" / "tiny", tmp_path / "fanned" / "tiny")
+    assert comparison.identical and not comparison.only_a and not comparison.only_b
+    assert any(p.endswith("relocation.json") for p in comparison.same)
+    assert (tmp_path / "serial" / "tiny" / "cells.csv").read_text() == (
+        tmp_path / "fanned" / "tiny" / "cells.csv"
+    ).read_text()
+    # a finished run reruns from its files: nothing is recomputed
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "fanned").rglob("seed_*/**/*.json")}
+    run_scenario(scenario, tmp_path / "fanned", workers=2)
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
