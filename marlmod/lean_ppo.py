@@ -54,6 +54,9 @@ class LeanPPO(PPO):
     def _setup_model(self) -> None:
         super()._setup_model()
         self._lean = lean_supported(self)
+        if self._lean:
+            for group in self.policy.optimizer.param_groups:
+                group["foreach"] = True
 
     def _evaluate(
         self, obs: torch.Tensor
@@ -66,6 +69,12 @@ class LeanPPO(PPO):
         latent_vf = policy.mlp_extractor.forward_critic(features)
         distribution = Categorical(logits=policy.action_net(latent_pi), validate_args=False)
         return policy.value_net(latent_vf), distribution
+
+    def _value(self, obs: torch.Tensor) -> torch.Tensor:
+        """``ActorCriticPolicy.predict_values`` without its NumPy/preprocessing round trip."""
+        policy = self.policy
+        features = policy.features_extractor(obs.float())
+        return policy.value_net(policy.mlp_extractor.forward_critic(features))
 
     def collect_rollouts(
         self,
@@ -118,9 +127,8 @@ class LeanPPO(PPO):
             info = infos[idx]
             terminal = info.get("terminal_observation")
             if terminal is not None and info.get("TimeLimit.truncated", False):
-                terminal_obs = self.policy.obs_to_tensor(terminal)[0]
-                with torch.no_grad():
-                    terminal_value = self.policy.predict_values(terminal_obs)[0]
+                with torch.no_grad():  # one row at a time: a batched matmul rounds differently
+                    terminal_value = self._value(torch.as_tensor(terminal).reshape(1, -1))[0]
                 rewards[idx] += self.gamma * terminal_value
 
     def train(self) -> None:
@@ -136,9 +144,10 @@ class LeanPPO(PPO):
         for _ in range(self.n_epochs):
             approx_kl_divs = []
             order = torch.from_numpy(np.random.permutation(size))
+            shuffled = {k: v[order] for k, v in data.items()}  # minibatches are then views
             stop = False
             for start in range(0, size, self.batch_size):
-                batch = {k: v[order[start : start + self.batch_size]] for k, v in data.items()}
+                batch = {k: v[start : start + self.batch_size] for k, v in shuffled.items()}
                 loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
                 approx_kl_divs.append(approx_kl)
                 if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
@@ -146,7 +155,9 @@ class LeanPPO(PPO):
                     break
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(
+                    self.policy.parameters(), self.max_grad_norm, foreach=True
+                )
                 self.policy.optimizer.step()
             self._n_updates += 1
             if stop:
