@@ -51,7 +51,8 @@ def result_files(run_dir: Path) -> set[str]:
     return {
         str(path.relative_to(run_dir))
         for path in run_dir.glob("seed_*/**/*")
-        if path.is_file() and path.suffix in RESULT_SUFFIXES
+        # dot-files are temporaries of interrupted atomic writes (marlmod.atomic), not results
+        if path.is_file() and path.suffix in RESULT_SUFFIXES and not path.name.startswith(".")
     }
 
 

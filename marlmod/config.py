@@ -208,7 +208,9 @@ class Scenario(_Frozen):
     clusterability_shuffles: int = Field(
         20, ge=0, description="Weight-shuffled copies per clusterability test (0 = skip it)"
     )
-    workers: int = Field(1, ge=1, description="Seeds run in parallel worker processes")
+    workers: int = Field(
+        1, ge=1, description="Local worker processes that run the seeds' tasks in parallel"
+    )
     tensorboard: bool = Field(
         False, description="TensorBoard logs of every training run under <run>/tensorboard"
     )

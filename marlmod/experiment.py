@@ -66,7 +66,12 @@ def run_scenario(
                 progress.update(1 + len(seed_tasks(scenario)))
         else:
             with ProcessPoolExecutor(n_workers) as pool:
-                run_fanned_out(scenario, run_dir, LocalPool(pool), progress)
+                try:
+                    run_fanned_out(scenario, run_dir, LocalPool(pool), progress)
+                except BaseException:
+                    # Fail now: let running tasks finish (their files are atomic), drop queued ones.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     return write_report(run_dir, scenario.name)
 
 
@@ -110,21 +115,18 @@ def run_fanned_out(
     """Every seed's shared stages first, then each seed's cells and extras as separate tasks
     as soon as its shared stages are done: the workers stay busy to the end instead of idling
     while the last seed runs alone, and a cluster can run as many tasks as there are cells."""
-    owner: dict[Any, int | None] = {}
-    for seed in scenario.seeds:
-        owner[pool.submit(run_shared, scenario, seed, run_dir)] = seed
-    pending = set(owner)
+    shared_of = {pool.submit(run_shared, scenario, seed, run_dir): seed for seed in scenario.seeds}
+    pending = set(shared_of)
     while pending:
         done, pending = pool.wait_one(pending)
         for handle in done:
             progress.update()
-            seed = owner.pop(handle)
-            if seed is None:
-                continue
-            for name in seed_tasks(scenario):
-                task = pool.submit(run_task, scenario, seed, run_dir, name)
-                owner[task] = None
-                pending.add(task)
+            seed = shared_of.pop(handle, None)
+            if seed is not None:  # a seed's shared stages are done: fan out its tasks
+                pending |= {
+                    pool.submit(run_task, scenario, seed, run_dir, name)
+                    for name in seed_tasks(scenario)
+                }
 
 
 def _run_on_ray(

@@ -54,6 +54,16 @@ class LeanPPO(PPO):
     def _setup_model(self) -> None:
         super()._setup_model()
         self._lean = lean_supported(self)
+        self._use_foreach()
+
+    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
+        """Loading restores the optimiser's saved settings; turn foreach back on after it."""
+        super().set_parameters(*args, **kwargs)
+        self._use_foreach()
+
+    def _use_foreach(self) -> None:
+        """Adam's multi-tensor path: the same arithmetic per element (bitwise the same weights,
+        ``tests/test_lean_ppo.py``) with one kernel per operation instead of one per tensor."""
         if self._lean:
             for group in self.policy.optimizer.param_groups:
                 group["foreach"] = True
@@ -113,7 +123,7 @@ class LeanPPO(PPO):
             self._last_episode_starts = dones
         buffer.pos, buffer.full = n_rollout_steps, n_rollout_steps == buffer.buffer_size
         with torch.no_grad():
-            values = self.policy.predict_values(torch.as_tensor(new_obs))
+            values = self._value(torch.as_tensor(new_obs))
         buffer.compute_returns_and_advantage(last_values=values, dones=dones)
         callback.update_locals(locals())
         callback.on_rollout_end()

@@ -455,13 +455,17 @@ class SeedRun:
 
     # ---------------------------------------------------------------- everything
     def shared(self) -> None:
-        """The stages every cell of this seed reads: both pretrained models, the from-scratch
-        bar and the recorded evidence. Run once before the seed's cells fan out."""
+        """What the seed's tasks read: both pretrained models, the recorded evidence and every
+        cell's prune (its strategy's scores and the masks). Run once before the seed's tasks fan
+        out, so that each task then writes only files of its own (no two workers race to write
+        the same cache, which a filesystem shared by Ray nodes may not tolerate)."""
         limit_threads()
         model_path, _ = self.pretrained("pretrain")
         self.pretrained("control")
-        self.scratch_curve()
-        self.evidence(load_model(model_path, self.scenario, self.cooperative, self.seed))
+        model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+        self.evidence(model)
+        for cell in scenario_cells(self.scenario.prune):
+            self.prune_for(cell.name, model)
 
     def task(self, name: str) -> None:
         """One independent piece of this seed's work (see ``seed_tasks``), after ``shared``."""
@@ -473,6 +477,8 @@ class SeedRun:
                 self.relocation(arg)
         elif kind == "sweep":
             self.sweep(arg)
+        elif kind == "scratch":
+            self.scratch_curve()
         elif kind == "layer_contrasts":
             self.layer_contrasts()
         elif kind == "clusterability":
@@ -497,12 +503,11 @@ class SeedRun:
 
 def seed_tasks(scenario: Scenario) -> list[str]:
     """The work of one seed after its shared stages, as tasks that may run in any order and in
-    parallel (they write to different files; a cache two tasks both need, such as a strategy's
-    scores, is written atomically with the same content by whichever finishes first)."""
+    parallel: each reads what ``SeedRun.shared`` stored and writes only files of its own."""
     prune = scenario.prune
     tasks = [f"cell:{cell.name}" for cell in scenario_cells(prune)]
     tasks += [f"sweep:{strategy}" for strategy in prune.strategies if prune.sweep]
-    tasks.append("layer_contrasts")
+    tasks += ["scratch", "layer_contrasts"]
     if scenario.clusterability_shuffles:
         tasks.append("clusterability")
     return tasks

@@ -148,8 +148,8 @@ def summarise(cells: pd.DataFrame, method: CIMethod = "bootstrap") -> pd.DataFra
         }
         row.update(
             {
-                label: str(mean_ci(group[col], method=method))
-                for col, label in summary_columns(cells).items()
+                title: str(mean_ci(group[col], method=method))
+                for col, title in summary_columns(cells).items()
             }
         )
         out.append(row)

@@ -88,3 +88,13 @@ def test_not_a_run_directory_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), str(tmp_path)])
     assert result.exit_code != 0
     assert "not a run directory" in str(result.exception)
+
+
+def test_temporaries_of_interrupted_writes_are_not_results(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    # what a worker killed inside marlmod.atomic.atomic_path leaves behind
+    (b / "seed_0" / "contrast" / ".cell.json.k3j9x.tmp.json").write_text("{")
+    comparison = compare_runs(a, b)
+    assert comparison.identical and not comparison.only_b

@@ -4,6 +4,7 @@ where its shortcuts would not hold."""
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,3 +119,21 @@ def _NoCallback(model: PPO):
     callback = Nothing()
     callback.init_callback(model)
     return callback
+
+
+def test_a_loaded_lean_model_trains_like_sb3_with_the_multi_tensor_optimiser(
+    tmp_path: Path,
+) -> None:
+    """Loading restores the optimiser's saved param groups; LeanPPO turns foreach back on and
+    continued training still matches SB3's exactly."""
+    reference = train(PPO, batched_venv(GATHERING, 2))
+    reference.save(tmp_path / "model.zip")
+    for group in reference.policy.optimizer.param_groups:
+        assert not group.get("foreach")  # SB3's own checkpoint: the per-tensor path
+    lean = LeanPPO.load(tmp_path / "model.zip", env=batched_venv(GATHERING, 2), device="cpu")
+    again = PPO.load(tmp_path / "model.zip", env=batched_venv(GATHERING, 2), device="cpu")
+    assert all(group["foreach"] for group in lean.policy.optimizer.param_groups)
+    for model in (lean, again):
+        model.set_random_seed(3)
+        model.learn(128, reset_num_timesteps=False)
+    assert_same_weights(again, lean)

@@ -8,7 +8,7 @@ from pathlib import Path
 from marlmod.compare import compare_runs
 from marlmod.config import parse_scenario
 from marlmod.experiment import run_scenario
-from marlmod.pipeline import seed_tasks
+from marlmod.pipeline import SeedRun, seed_tasks
 
 
 def test_seed_tasks_cover_every_cell_and_extra(tiny_dict: dict) -> None:
@@ -21,6 +21,7 @@ def test_seed_tasks_cover_every_cell_and_extra(tiny_dict: dict) -> None:
         "cell:contrast~released",
         "sweep:contrast",
         "sweep:random",
+        "scratch",
         "layer_contrasts",
         "clusterability",
     ]
@@ -42,3 +43,18 @@ def test_fanned_out_run_equals_one_process_run(tmp_path: Path, tiny_dict: dict) 
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "fanned").rglob("seed_*/**/*.json")}
     run_scenario(scenario, tmp_path / "fanned", workers=2)
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+
+
+def test_shared_stages_store_every_prune_before_tasks_fan_out(
+    tmp_path: Path, tiny_dict: dict
+) -> None:
+    """Tasks of one seed run in parallel, so the caches several of them read (a strategy's
+    scores, a prune its released-mask variant reuses) are written once, by ``shared``."""
+    tiny_dict["prune"].update(released=["contrast"], weights=["contrast"])
+    scenario = parse_scenario(tiny_dict)
+    SeedRun(scenario, 0, tmp_path).shared()
+    seed_dir = tmp_path / "seed_0"
+    for name in ("contrast", "random", "contrast~weights"):
+        assert (seed_dir / name / "prune.json").is_file(), name
+    assert not (seed_dir / "scratch").exists()  # the capability bar is a task of its own
+    assert not list(seed_dir.glob("*/cell.json"))  # no cell is retrained yet
