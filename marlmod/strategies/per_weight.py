@@ -63,7 +63,9 @@ def credit(ev: Evidence, unit_scores: np.ndarray) -> WeightScores:
 
     - incoming (unit u's row of the producer, and its bias as a weight on a constant input 1):
       |W[u, j]|·rms(x_j) / (Σ_j' |W[u, j']|·rms(x_j') + |b_u|), x the producer's input;
-    - outgoing (unit u's column of the consumer): |W[i, u]|·rms(h_u) / Σ_i' |W[i', u]|·rms(h_u).
+    - outgoing (unit u's column of the consumer): |W[i, u]|·rms(h_u) / Σ_i' |W[i', u]|·rms(h_u),
+      which is |W[i, u]| / Σ_i' |W[i', u]|: every weight of the column multiplies the same
+      input, so rms(h_u) cancels and only zeroes the shares of a unit silent on trait rows.
 
     Each side's shares sum to one, so each side carries the unit's whole score: cutting all of a
     unit's incoming weights, or all of its outgoing ones, silences it as a unit prune does. RMS is
