@@ -14,11 +14,16 @@ from pettingzoo import ParallelEnv
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.gathering import GatheringEnv
+from envs.signalling import SignallingEnv
 from marlmod.fast.gathering import BatchedGathering
+from marlmod.fast.signalling import BatchedSignalling
 
 BatchedFactory = Callable[[ParallelEnv, int], VecEnv]
 
-BATCHED: dict[type[ParallelEnv], BatchedFactory] = {GatheringEnv: BatchedGathering.from_env}
+BATCHED: dict[type[ParallelEnv], BatchedFactory] = {
+    GatheringEnv: BatchedGathering.from_env,
+    SignallingEnv: BatchedSignalling.from_env,
+}
 
 
 def batched_venv(make_env: Callable[[], ParallelEnv], n_copies: int) -> VecEnv | None:
