@@ -34,7 +34,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from marlmod.atomic import read_json, write_json, write_with
-from marlmod.cells import NO_PRUNE, Cell, scenario_cells
+from marlmod.cells import MODEL_STAGES, NO_PRUNE, Cell, scenario_cells
 from marlmod.clusterability import clusterability, policy_weights
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
@@ -61,9 +61,6 @@ from marlmod.train import build_model, learn, limit_threads, load_model, save_mo
 
 # NO_PRUNE is re-exported: older imports name it here.
 __all__ = ["NO_PRUNE", "SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
-# Where the two pretrained models live. The bonus-0 control is not under "control/": that is the
-# `control` strategy's cell directory (see ``migrate_legacy_control``).
-MODEL_STAGES = {"pretrain": "pretrain", "control": "control_model"}
 EVAL_SEED_OFFSET = 10_000
 RECORD_SEED_OFFSET = 20_000
 
@@ -150,6 +147,11 @@ class SeedRun:
         write_with(stage / "model.zip", lambda tmp: tmp.write_bytes(model_bytes))
         write_json(stage / "metrics.json", read_json(legacy / "metrics.json"))
 
+    def control_model(self) -> PPO:
+        """The bonus-0 control, trained if needed, loaded onto cooperative envs."""
+        path, _ = self.pretrained("control")
+        return load_model(path, self.scenario, self.cooperative, self.seed)
+
     def pretrain_callback(self, method: str) -> BaseCallback | None:
         """What makes ``pretrain.method`` differ from plain PPO, as a training callback."""
         cfg = self.scenario.pretrain
@@ -207,8 +209,7 @@ class SeedRun:
         layer = self.scenario.prune.layer
         if not path.is_file():
             rec, rows = self.record(model, [layer])
-            control_path, _ = self.pretrained("control")
-            control = load_model(control_path, self.scenario, self.cooperative, self.seed)
+            control = self.control_model()
             write_with(
                 path,
                 lambda tmp: np.savez_compressed(
@@ -238,8 +239,7 @@ class SeedRun:
         """Evidence about the action head: the pretrained and the control policy's logits on the
         recorded states (recomputed from the stored observations: the same forward pass)."""
         ev = self.evidence(model)
-        control_path, _ = self.pretrained("control")
-        control = load_model(control_path, self.scenario, self.cooperative, self.seed)
+        control = self.control_model()
         return replace(
             ev,
             acts=activations_on(model.policy, ACTION_HEAD, ev.obs),

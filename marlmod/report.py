@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from marlmod.atomic import read_json, write_text
-from marlmod.cells import ACTION_HEAD_MARK, NO_PRUNE, Cell
+from marlmod.cells import ACTION_HEAD_MARK, MODEL_STAGES, NO_PRUNE, Cell
 from marlmod.errors import MarlmodError
 from marlmod.prune import load_prune, zeroed
 from marlmod.stats import (
@@ -57,7 +57,7 @@ SUMMARY_COLUMNS = {
 
 def control_metrics_path(seed_dir: Path) -> Path:
     """The control model's metrics (``control/`` in runs made before ``control_model/``)."""
-    current = seed_dir / "control_model" / "metrics.json"
+    current = seed_dir / MODEL_STAGES["control"] / "metrics.json"
     return current if current.is_file() else seed_dir / "control" / "metrics.json"
 
 
