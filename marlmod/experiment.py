@@ -41,10 +41,10 @@ def run_scenario(
 ) -> str:
     """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary.
 
-    Work is split into tasks: each seed's shared stages (pretraining, control, recordings), then
-    each of its cells and extras (``pipeline.seed_tasks``). ``local`` runs them in worker
-    processes on this machine (one worker: each seed in turn, in this process); ``ray`` submits
-    them as Ray tasks (to ``ray_address``, or a Ray instance started here), which needs
+    Work is split into tasks: each seed's shared stages (pretraining, control, recordings,
+    prunes), then each of its cells and extras (``pipeline.seed_tasks``). ``local`` runs them in
+    worker processes on this machine (one worker: each seed in turn, in this process); ``ray``
+    submits them as Ray tasks (to ``ray_address``, or a Ray instance started here), which needs
     ``out_root`` on a filesystem every Ray node shares. Both run the same task functions, so they
     give identical numbers for the same seeds.
     """
@@ -56,14 +56,15 @@ def run_scenario(
     run_dir = out_root.resolve() / scenario.name
     prepare_run_dir(scenario, run_dir)
     n_workers = workers or scenario.workers
-    tasks = len(scenario.seeds) * (1 + len(seed_tasks(scenario)))
-    with tqdm(total=tasks, desc=f"{scenario.name}: tasks", unit="task") as progress:
+    per_seed = 1 + len(seed_tasks(scenario))  # the shared stages, then the fanned-out tasks
+    total = len(scenario.seeds) * per_seed
+    with tqdm(total=total, desc=f"{scenario.name}: tasks", unit="task") as progress:
         if backend == "ray":
             _run_on_ray(scenario, run_dir, n_workers, ray_address, progress)
         elif n_workers == 1:
             for seed in scenario.seeds:
                 run_seed(scenario, seed, run_dir)
-                progress.update(1 + len(seed_tasks(scenario)))
+                progress.update(per_seed)
         else:
             with ProcessPoolExecutor(n_workers) as pool:
                 try:
