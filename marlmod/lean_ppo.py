@@ -12,7 +12,8 @@ weights** as ``stable_baselines3.PPO`` (``tests/test_lean_ppo.py``). Everything 
 loading, callbacks, the optimiser and its step hooks, logging keys — is SB3's.
 
 It covers what marlmod trains: ``MlpPolicy`` with a discrete action space, no gSDE, no value
-clipping; ``lean_supported`` says when, and ``marlmod.train`` falls back to plain PPO otherwise.
+clipping, SB3's ``RolloutBuffer`` or a ``BufferWithExtras`` (gradient routing's labels);
+``lean_supported`` says when, and ``LeanPPO`` runs SB3's own loops otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +34,32 @@ from torch.distributions import Categorical
 from torch.nn import functional as F
 
 
+class BufferWithExtras(RolloutBuffer):
+    """A rollout buffer that stores something per agent-step beside SB3's arrays.
+
+    The lean loops write SB3's arrays directly and draw minibatches themselves, bypassing
+    ``add`` and ``get``; they call these hooks instead, at the points where SB3's loops would
+    call ``add``, start ``get`` and call ``_get_samples``. A subclass's own ``add``/``get``
+    overrides should call the same hooks, so both loops see the same extras.
+    """
+
+    def store_extras(self, pos: int) -> None:
+        """The step about to be stored at row ``pos`` (after the callback's ``on_step``)."""
+        raise NotImplementedError
+
+    def begin_minibatches(self) -> None:
+        """The rollout is complete (returns and advantages computed); minibatches follow."""
+        raise NotImplementedError
+
+    def select_minibatch(self, batch_inds: np.ndarray) -> None:
+        """PPO is about to train on these flat (env-major) sample indices."""
+        raise NotImplementedError
+
+    def end_minibatches(self) -> None:
+        """The update is over."""
+        raise NotImplementedError
+
+
 def lean_supported(model: PPO) -> bool:
     """Whether ``LeanPPO`` reproduces SB3 exactly for this model's settings."""
     policy = model.policy
@@ -40,7 +67,10 @@ def lean_supported(model: PPO) -> bool:
         type(policy) is ActorCriticPolicy
         and isinstance(model.action_space, spaces.Discrete)
         and isinstance(model.observation_space, spaces.Box)
-        and type(model.rollout_buffer) is RolloutBuffer
+        and (
+            type(model.rollout_buffer) is RolloutBuffer
+            or isinstance(model.rollout_buffer, BufferWithExtras)
+        )
         and not model.use_sde
         and model.clip_range_vf is None
         and policy.share_features_extractor
@@ -119,6 +149,8 @@ class LeanPPO(PPO):
             buffer.episode_starts[n_steps] = self._last_episode_starts
             buffer.values[n_steps] = values.numpy().ravel()
             buffer.log_probs[n_steps] = log_probs.numpy()
+            if isinstance(buffer, BufferWithExtras):
+                buffer.store_extras(n_steps)
             self._last_obs = new_obs
             self._last_episode_starts = dones
         buffer.pos, buffer.full = n_rollout_steps, n_rollout_steps == buffer.buffer_size
@@ -148,6 +180,9 @@ class LeanPPO(PPO):
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)
         data = _flat_rollout(self.rollout_buffer)
+        extras = self.rollout_buffer if isinstance(self.rollout_buffer, BufferWithExtras) else None
+        if extras is not None:
+            extras.begin_minibatches()
         size = len(data["advantages"])
         losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
         approx_kl_divs: list[np.ndarray] = []
@@ -158,6 +193,8 @@ class LeanPPO(PPO):
             stop = False
             for start in range(0, size, self.batch_size):
                 batch = {k: v[start : start + self.batch_size] for k, v in shuffled.items()}
+                if extras is not None:
+                    extras.select_minibatch(order[start : start + self.batch_size].numpy())
                 loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
                 approx_kl_divs.append(approx_kl)
                 if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
@@ -172,6 +209,8 @@ class LeanPPO(PPO):
             self._n_updates += 1
             if stop:
                 break
+        if extras is not None:
+            extras.end_minibatches()
         self._log_update(losses, approx_kl_divs, loss, clip_range)
 
     def _minibatch_loss(

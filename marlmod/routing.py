@@ -13,6 +13,8 @@ How it rides inside SB3's PPO, through public extension points only:
   and hands the buffer one route code per slot for the step about to be stored.
 - ``RoutedRolloutBuffer`` (passed as PPO's ``rollout_buffer_class``): stores those codes beside the
   rollout and, whenever PPO draws a minibatch, exposes that minibatch's codes as ``batch_codes``.
+  It is a ``marlmod.lean_ppo.BufferWithExtras``, so routed pretraining runs on ``LeanPPO``'s
+  loops too, bitwise the same as on SB3's (``tests/test_routing.py``).
 - A forward hook on the routed layer (registered by ``RouteLabels`` for the duration of ``learn``)
   rewrites each sample's output as ``h = m ⊙ h + (1 − m) ⊙ h.detach()``: the value is unchanged,
   so acting is unchanged, but gradient reaches the layer (and everything before it) only through
@@ -38,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from torch import nn
 
 from marlmod.errors import MarlmodError
+from marlmod.lean_ppo import BufferWithExtras
 from marlmod.prune import hidden_layer
 from marlmod.record import resolve_module
 from marlmod.strategies.common import need
@@ -102,12 +104,14 @@ def route_gradient(h: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.where(masks.to(h.device), h, h.detach())
 
 
-class RoutedRolloutBuffer(RolloutBuffer):
+class RoutedRolloutBuffer(BufferWithExtras):
     """SB3's ``RolloutBuffer`` plus one route code per stored agent-step.
 
     ``pending`` is set by ``RouteLabels`` before each ``add``; when nobody sets it (a loaded model
     trained without routing) every step is ``FREE``. ``batch_codes`` holds the codes of the
     minibatch PPO drew last, read by the routing hook during that minibatch's forward pass.
+    SB3's loops reach the extras hooks through ``add``/``get``/``_get_samples``; ``LeanPPO``
+    calls them directly.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,23 +126,37 @@ class RoutedRolloutBuffer(RolloutBuffer):
         super().reset()
 
     def add(self, *args: Any, **kwargs: Any) -> None:
-        if self.pending is not None:
-            self.codes[self.pos] = self.pending
-            self.pending = None
+        self.store_extras(self.pos)
         super().add(*args, **kwargs)
 
     def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
-        if not self.generator_ready:  # flatten like SB3 flattens its own arrays
-            self.flat_codes = self.swap_and_flatten(self.codes).reshape(-1)
+        if not self.generator_ready:  # before SB3 flattens its own arrays in place
+            self.begin_minibatches()
         yield from super().get(batch_size)
-        self.batch_codes = None
+        self.end_minibatches()
 
     def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> RolloutBufferSamples:
+        self.select_minibatch(batch_inds)
+        return super()._get_samples(batch_inds, env)
+
+    def store_extras(self, pos: int) -> None:
+        if self.pending is not None:
+            self.codes[pos] = self.pending
+            self.pending = None
+
+    def begin_minibatches(self) -> None:
+        """Flatten codes and advantages like SB3 flattens its arrays (env-major)."""
+        self.flat_codes = self.swap_and_flatten(self.codes).reshape(-1)
+        self.flat_advantages = self.swap_and_flatten(self.advantages).reshape(-1)
+
+    def select_minibatch(self, batch_inds: np.ndarray) -> None:
         codes = self.flat_codes[batch_inds]
         if self.reinforced_only:
-            codes = discouraged_to_other(codes, self.advantages[batch_inds].reshape(-1))
+            codes = discouraged_to_other(codes, self.flat_advantages[batch_inds])
         self.batch_codes = torch.as_tensor(codes)
-        return super()._get_samples(batch_inds, env)
+
+    def end_minibatches(self) -> None:
+        self.batch_codes = None
 
 
 class RouteLabels(BaseCallback):

@@ -17,7 +17,9 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
@@ -96,6 +98,7 @@ def learn(
 
     ``log_name`` names the TensorBoard run when ``model.tensorboard_log`` is set.
     """
+    model.set_logger(training_logger(model, log_name, continue_run))
     return model.learn(
         total_timesteps=steps,
         callback=callback,
@@ -103,6 +106,18 @@ def learn(
         reset_num_timesteps=not continue_run,
         progress_bar=False,
     )
+
+
+def training_logger(model: PPO, log_name: str, continue_run: bool) -> Logger:
+    """The logger SB3 would configure in ``learn``, minus its side effect.
+
+    Without TensorBoard, SB3 still creates an empty ``$TMPDIR/SB3-<timestamp>`` folder on every
+    ``learn`` call (thousands per scenario, as marlmod retrains in chunks); a logger with no
+    outputs records the same ``train/*`` values and touches no disk.
+    """
+    if model.tensorboard_log is None:
+        return Logger(folder=None, output_formats=[])
+    return configure_logger(model.verbose, model.tensorboard_log, log_name, not continue_run)
 
 
 def save_model(model: PPO, path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -70,3 +71,16 @@ def test_planted_pickle_is_refused_and_never_runs(tiny_scenario: Scenario, tmp_p
     ):
         load_model(path, tiny_scenario, make_env, seed=0)
     assert not marker.exists()
+
+
+def test_training_leaves_no_sb3_log_folders_in_the_temp_dir(
+    tiny_scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SB3 makes ``$TMPDIR/SB3-<timestamp>`` on every ``learn`` when TensorBoard is off."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = build_model(tiny_scenario, resolve_env(tiny_scenario.env).factory(1.0), seed=0)
+    learn(model, 64)
+    learn(model, 64, continue_run=True)
+    assert model.num_timesteps == 128
+    assert not list(tmp_path.glob("SB3-*"))
+    assert "train/value_loss" in model.logger.name_to_value  # still recorded

@@ -9,9 +9,12 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
+import marlmod.train
+
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
+from marlmod.lean_ppo import LeanPPO
 from marlmod.locate import Evidence, score_units, top_units
 from marlmod.pipeline import SeedRun
 from marlmod.prune import load_prune
@@ -146,7 +149,8 @@ def test_tiny_routed_ppo_run_labels_trait_steps_and_removes_hook(routed_model: t
     assert callback.counts[TRAIT] > 0 and callback.counts[OTHER] > 0
     assert callback.counts[FREE] == 0  # full coverage, non-trait routed: nothing is free
     # Every trait-coded step stored the zap action (5): codes line up with the rollout.
-    assert (buffer.actions[buffer.flat_codes == TRAIT].ravel() == 5).all()
+    assert model._lean, "LeanPPO's loops store the rollout unflattened"
+    assert (buffer.actions[buffer.codes == TRAIT].ravel() == 5).all()
     assert not any(m._forward_hooks for m in model.policy.modules())
     assert not torch.equal(weights_before, model.policy.state_dict()[f"{PRODUCER}.weight"])
 
@@ -172,14 +176,13 @@ def test_route_by_positive_advantage_codes_minibatches_by_update_sign(routed_mod
     callback = RouteLabels("attack", LAYER, 0.25, seed=0, route_by="positive_advantage")
     seen: list[tuple[np.ndarray, np.ndarray]] = []
     buffer = model.rollout_buffer
-    original = buffer._get_samples
+    original = buffer.select_minibatch
 
-    def spy(batch_inds: np.ndarray, env=None):
-        samples = original(batch_inds, env)
+    def spy(batch_inds: np.ndarray) -> None:
+        original(batch_inds)
         seen.append((buffer.batch_codes.numpy().copy(), buffer.flat_codes[batch_inds]))
-        return samples
 
-    buffer._get_samples = spy
+    buffer.select_minibatch = spy
     learn(model, 512, callback)
     assert callback.counts[TRAIT] > 0
     routed = np.concatenate([codes for codes, _ in seen])
@@ -189,6 +192,32 @@ def test_route_by_positive_advantage_codes_minibatches_by_update_sign(routed_mod
     assert (routed[stored != TRAIT] == stored[stored != TRAIT]).all()
     with pytest.raises(MarlmodError, match="route_by"):
         RouteLabels("attack", LAYER, 0.25, route_by="advantage")
+
+
+@pytest.mark.parametrize(
+    ("route_by", "coverage"), [("action", 1.0), ("action", 0.3), ("positive_advantage", 1.0)]
+)
+def test_routed_lean_ppo_learns_bitwise_what_sb3s_loops_learn(
+    tiny_dict: dict, monkeypatch: pytest.MonkeyPatch, route_by: str, coverage: float
+) -> None:
+    """LeanPPO bypasses the buffer's add/get; the extras hooks keep routing identical."""
+    tiny_dict["network"]["hidden"] = [WIDTH, WIDTH]
+    scenario = parse_scenario(tiny_dict)
+    make_env = resolve_env(scenario.env).factory(1.0)
+    models = []
+    for cls in (LeanPPO, PPO):
+        monkeypatch.setattr(marlmod.train, "LeanPPO", cls)
+        model = build_model(scenario, make_env, seed=0, rollout_buffer_class=RoutedRolloutBuffer)
+        callback = RouteLabels(
+            "attack", LAYER, 0.25, label_coverage=coverage, seed=0, route_by=route_by
+        )
+        learn(model, 512, callback)
+        assert callback.counts[TRAIT] > 0
+        models.append(model)
+    lean, reference = models
+    assert lean._lean and not hasattr(reference, "_lean")
+    for key, value in reference.policy.state_dict().items():
+        assert torch.equal(lean.policy.state_dict()[key], value), key
 
 
 def test_route_labels_needs_the_routed_buffer(tiny_scenario: Scenario) -> None:
