@@ -10,7 +10,6 @@ import torch
 from stable_baselines3 import PPO
 
 import marlmod.train
-
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
