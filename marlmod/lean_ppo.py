@@ -98,9 +98,7 @@ class LeanPPO(PPO):
             for group in self.policy.optimizer.param_groups:
                 group["foreach"] = True
 
-    def _evaluate(
-        self, obs: torch.Tensor
-    ) -> tuple[torch.Tensor, Categorical]:
+    def _evaluate(self, obs: torch.Tensor) -> tuple[torch.Tensor, Categorical]:
         """Values and the action distribution: the operations of ``ActorCriticPolicy.forward``
         and ``evaluate_actions``, without validating the distribution's arguments each call."""
         policy = self.policy
