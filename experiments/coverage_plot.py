@@ -1,5 +1,6 @@
-"""Gradient routing vs label coverage (issue 9): trait rate right after pruning and after
-cooperative retraining, for the ``routed`` prune and post-hoc ``contrast`` on the routed agents.
+"""Gradient routing vs label coverage (issue 9): the trait rate learned, right after pruning and
+after cooperative retraining, for the ``routed`` prune, post-hoc ``contrast`` and ``random`` units
+on the routed agents — one row per way of routing (by the action, by the advantage's sign).
 
     python experiments/coverage_plot.py   # reads results/aggression_routing*/cells.csv
 """
@@ -16,38 +17,66 @@ import pandas as pd  # noqa: E402
 
 from marlmod.stats import mean_ci  # noqa: E402
 
-RUNS = {1.0: "aggression_routing", 0.3: "aggression_routing_cov30", 0.1: "aggression_routing_cov10"}
+# routing family -> {label coverage: results directory}
+RUNS = {
+    "routed by the action": {
+        1.0: "aggression_routing",
+        0.3: "aggression_routing_cov30",
+        0.1: "aggression_routing_cov10",
+    },
+    "routed by the advantage's sign": {
+        1.0: "aggression_routing_adv",
+        0.3: "aggression_routing_adv_cov30",
+        0.1: "aggression_routing_adv_cov10",
+    },
+}
+COLUMNS = {
+    "trait_rate_before": "learned (before pruning)",
+    "trait_rate_pruned": "right after pruning",
+    "trait_rate_retrained": "after retraining",
+}
+STRATEGIES = ("routed", "contrast", "random")
+PLAIN = "aggression"  # the same scenario trained without routing: the cost of localising
 
 
 def main(results: Path = Path("results")) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for strategy in ("routed", "contrast", "random"):
-        for ax, column in zip(axes, ("trait_rate_pruned", "trait_rate_retrained"), strict=True):
-            points = []
-            for coverage, name in sorted(RUNS.items()):
-                cells = pd.read_csv(results / name / "cells.csv")
-                points.append((coverage, mean_ci(cells[cells.strategy == strategy][column])))
-            xs = [c for c, _ in points]
-            ax.errorbar(
-                xs,
-                [e.mean for _, e in points],
-                marker="o",
-                capsize=3,
-                label=strategy,
-                yerr=[[e.mean - e.low for _, e in points], [e.high - e.mean for _, e in points]],
-            )
-    for ax, title in zip(
-        axes, ("right after pruning", "after cooperative retraining"), strict=True
-    ):
-        ax.set(
-            xscale="log",
-            xlabel="label coverage (fraction of trait steps routed)",
-            ylabel="attack rate",
-            title=f"Gradient-routed agents: {title}",
-        )
-    axes[0].legend()
-    fig.savefig(results / "routing_coverage.png", dpi=110)
-    print(results / "routing_coverage.png")
+    fig, axes = plt.subplots(
+        len(RUNS), len(COLUMNS), figsize=(13, 7), sharex=True, constrained_layout=True
+    )
+    for family_axes, (family, runs) in zip(axes, RUNS.items(), strict=True):
+        present = {c: n for c, n in runs.items() if (results / n / "cells.csv").is_file()}
+        cells = {c: pd.read_csv(results / n / "cells.csv") for c, n in present.items()}
+        for ax, (column, title) in zip(family_axes, COLUMNS.items(), strict=True):
+            for strategy in STRATEGIES if column != "trait_rate_before" else ("routed",):
+                xs = sorted(cells)
+                stats = [
+                    mean_ci(
+                        cells[c][cells[c].strategy == strategy][column].to_numpy(),
+                        method="bootstrap",
+                    )
+                    for c in xs
+                ]
+                seeds = [s.n for s in stats]
+                ax.errorbar(
+                    xs,
+                    [s.mean for s in stats],
+                    yerr=[[s.mean - s.low for s in stats], [s.high - s.mean for s in stats]],
+                    marker="o",
+                    capsize=3,
+                    label=strategy if column != "trait_rate_before" else f"seeds {seeds}",
+                )
+            if column == "trait_rate_before" and (results / PLAIN / "cells.csv").is_file():
+                plain = pd.read_csv(results / PLAIN / "cells.csv")
+                level = plain[plain.strategy == "none"][column].mean()
+                ax.axhline(level, color="grey", linestyle="--", label="plain training")
+            ax.set(xscale="log", ylabel="attack rate", title=f"{family}: {title}")
+            ax.title.set_fontsize(9)
+            ax.legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("label coverage (fraction of attack steps labelled)")
+    target = results / "routing_coverage.png"
+    fig.savefig(target, dpi=110)
+    print(target)
 
 
 if __name__ == "__main__":
