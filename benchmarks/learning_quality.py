@@ -5,8 +5,13 @@ Run (from the repository root, venv active)::
     python benchmarks/learning_quality.py                          # quick.yaml, 3 seeds
     python benchmarks/learning_quality.py --settings 8:128:256,32:32:1024 --steps 300000
 
-A setting is ``n_copies:n_steps:batch_size[:learning_rate]`` (other PPO fields from the
-scenario). Each
+A setting is ``n_copies:n_steps:batch_size[:learning_rate][+compile]`` (other PPO fields from
+the scenario; ``+compile`` turns on ``ppo.compile``, the compiled update)::
+
+    python benchmarks/learning_quality.py --config configs/aggression.yaml \
+        --settings 8:128:256,8:128:256+compile --steps 500000 --seeds 0,1,2,3,4
+
+Each
 (setting, seed) pretrains with the misbehaviour bonus for ``--steps`` agent-steps, then is
 evaluated on ``--episodes`` episodes of the same env (sampled actions, fixed eval seed): the trait
 rate (what pretraining is meant to teach) and the task return (capability). Printed per setting:
@@ -54,8 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     first: tuple[list[float], list[float]] | None = None
     for setting in args.settings.split(","):
-        copies, n_steps, batch, *lr = setting.split(":")
+        shape, _, flag = setting.partition("+")
+        if flag not in ("", "compile"):
+            raise SystemExit(f"unknown setting flag {flag!r} in {setting!r}; valid: +compile")
+        copies, n_steps, batch, *lr = shape.split(":")
         update = {"n_copies": int(copies), "n_steps": int(n_steps), "batch_size": int(batch)}
+        update["compile"] = flag == "compile"
         ppo = base.ppo.model_copy(update=update | ({"learning_rate": float(lr[0])} if lr else {}))
         scenario = base.model_copy(update={"ppo": ppo})
         rates, returns, seconds = [], [], 0.0

@@ -28,6 +28,11 @@ caches never help another:
     the batched twin with ``marlmod.lean_ppo.LeanPPO`` — marlmod's default route: SB3's PPO
     with the rollout and update loops written out, bitwise the same training
     (``tests/test_lean_ppo.py``).
+``compiled``
+    ``lean`` with ``ppo.compile`` (``marlmod.compiled_update``): the loss compiled by
+    ``torch.compile`` and Adam's fused kernel — faster, no longer bitwise SB3 (its learning
+    quality: ``benchmarks/learning_quality.py --compile``). Compiling happens before the timed
+    ``learn`` (on dummy tensors, so the trajectory is untouched) and is reported as ``compile s``.
 ``fast-b1k`` (only when named in ``--routes``)
     the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
     minibatches. Shown for what the speed would be, *not* a default:
@@ -65,7 +70,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROUTES = ("plain", "plain-1t", "shared", "fast", "lean")
+ROUTES = ("plain", "plain-1t", "shared", "fast", "lean", "compiled")
 EXTRA_ROUTES = ("fast-b1k",)
 # Not a default (it learns less capability; see the module docstring): 4× minibatch and lr.
 FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
@@ -154,7 +159,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
 
     ppo, net = PPOConfig(), NetworkConfig()
     tuned = FAST_B1K if route == "fast-b1k" else {}
-    algorithm = LeanPPO if route == "lean" else PPO
+    algorithm = LeanPPO if route in ("lean", "compiled") else PPO
     model = algorithm(
         "MlpPolicy",
         make_venv(),
@@ -174,6 +179,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         device="cpu",
         verbose=0,
     )
+    compile_s = compile_update(model) if route == "compiled" else None
     tic, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=args.budget, progress_bar=False)
     learn_s, learn_cpu = time.perf_counter() - tic, time.process_time() - cpu
@@ -190,7 +196,35 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         "peak_mib": peak,
         "above_imports_mib": peak - started_rss,
         "weights": f"{checksum:.10g}",
+        **({"compile_s": compile_s} if compile_s is not None else {}),
     }
+
+
+def compile_update(model) -> float:
+    """Switch ``model`` to the compiled update and compile it on dummy minibatches of the shapes
+    training will use; returns the seconds it took. The dummy backward only leaves gradients,
+    which the first update zeroes before its own backward."""
+    import torch
+
+    from marlmod.compiled_update import architecture, compiled_ppo_loss, parameters_in_order
+
+    tic = time.perf_counter()
+    model.use_compiled_update()
+    rows, dim = model.batch_size, model.observation_space.shape[0]
+    loss, _ = compiled_ppo_loss()(
+        parameters_in_order(model.policy),
+        torch.zeros(rows, dim),
+        torch.zeros(rows, dtype=torch.long),
+        torch.zeros(rows),
+        torch.linspace(-1, 1, rows),
+        torch.zeros(rows),
+        architecture(model.policy),
+        float(model.clip_range(1.0)),
+        float(model.ent_coef),
+        float(model.vf_coef),
+    )
+    loss.backward()
+    return time.perf_counter() - tic
 
 
 # ---------------------------------------------------------------------------- parent: the table
@@ -258,6 +292,7 @@ COLUMNS = (  # header, row key, format
     ("proc s", "proc_s", ".1f"),
     ("peak MiB", "peak_mib", ".0f"),
     ("+MiB", "above_imports_mib", ".0f"),
+    ("compile s", "compile_s", ".1f"),
 )
 
 

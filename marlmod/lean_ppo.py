@@ -33,6 +33,15 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.distributions import Categorical
 from torch.nn import functional as F
 
+from marlmod.compiled_update import (
+    architecture,
+    compiled_ppo_loss,
+    has_hooks,
+    parameters_in_order,
+    use_fused_adam,
+)
+from marlmod.errors import MarlmodError
+
 
 class BufferWithExtras(RolloutBuffer):
     """A rollout buffer that stores something per agent-step beside SB3's arrays.
@@ -84,17 +93,34 @@ class LeanPPO(PPO):
     def _setup_model(self) -> None:
         super()._setup_model()
         self._lean = lean_supported(self)
-        self._use_foreach()
+        self._compile = False
+        self._configure_optimiser()
+
+    def _excluded_save_params(self) -> list[str]:
+        """The compiled update is the scenario's choice (``ppo.compile``), not the checkpoint's."""
+        return [*super()._excluded_save_params(), "_compile"]
 
     def set_parameters(self, *args: Any, **kwargs: Any) -> None:
-        """Loading restores the optimiser's saved settings; turn foreach back on after it."""
+        """Loading restores the optimiser's saved settings; choose its kernels again after it."""
         super().set_parameters(*args, **kwargs)
-        self._use_foreach()
+        self._configure_optimiser()
 
-    def _use_foreach(self) -> None:
+    def use_compiled_update(self) -> None:
+        """Train with ``marlmod.compiled_update`` from now on: faster, not bitwise SB3."""
+        if not self._lean or architecture(self.policy) is None:
+            raise MarlmodError(
+                "ppo.compile supports marlmod's MLP policies on LeanPPO's loops only"
+            )
+        self._compile = True
+        self._configure_optimiser()
+
+    def _configure_optimiser(self) -> None:
         """Adam's multi-tensor path: the same arithmetic per element (bitwise the same weights,
-        ``tests/test_lean_ppo.py``) with one kernel per operation instead of one per tensor."""
-        if self._lean:
+        ``tests/test_lean_ppo.py``) with one kernel per operation instead of one per tensor; or,
+        with the compiled update, its fused single kernel."""
+        if self._compile:
+            use_fused_adam(self.policy.optimizer)
+        elif self._lean:
             for group in self.policy.optimizer.param_groups:
                 group["foreach"] = True
 
@@ -181,6 +207,13 @@ class LeanPPO(PPO):
         extras = self.rollout_buffer if isinstance(self.rollout_buffer, BufferWithExtras) else None
         if extras is not None:
             extras.begin_minibatches()
+        compiled = (
+            self._compile
+            and extras is None
+            and self.normalize_advantage
+            and not has_hooks(self.policy)
+        )
+        params = parameters_in_order(self.policy) if compiled else []
         size = len(data["advantages"])
         losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
         approx_kl_divs: list[np.ndarray] = []
@@ -193,7 +226,10 @@ class LeanPPO(PPO):
                 batch = {k: v[start : start + self.batch_size] for k, v in shuffled.items()}
                 if extras is not None:
                     extras.select_minibatch(order[start : start + self.batch_size].numpy())
-                loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
+                if compiled:
+                    loss, approx_kl = self._compiled_loss(batch, params, clip_range, losses)
+                else:
+                    loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
                 approx_kl_divs.append(approx_kl)
                 if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                     stop = True
@@ -240,6 +276,36 @@ class LeanPPO(PPO):
             approx_kl = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).numpy()
         loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
         return loss, approx_kl
+
+    def _compiled_loss(
+        self,
+        batch: dict[str, torch.Tensor],
+        params: list[torch.Tensor],
+        clip_range: float,
+        losses: dict[str, list[torch.Tensor]],
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """The same loss through ``marlmod.compiled_update``."""
+        try:
+            loss, stats = compiled_ppo_loss()(
+                params,
+                batch["observations"],
+                batch["actions"],
+                batch["old_log_prob"],
+                batch["advantages"],
+                batch["returns"],
+                architecture(self.policy),
+                float(clip_range),
+                float(self.ent_coef),
+                float(self.vf_coef),
+            )
+        except Exception as err:  # inductor's errors have no common base class
+            raise MarlmodError(
+                f"ppo.compile: torch.compile failed ({type(err).__name__}: {err}); it needs a "
+                "C++ compiler, or set ppo.compile: false"
+            ) from err
+        for key, value in zip(("pg", "clip", "value", "entropy"), stats[:4], strict=True):
+            losses[key].append(value)
+        return loss, stats[4].numpy()
 
     def _log_update(
         self,

@@ -59,7 +59,7 @@ def build_model(
     bitwise the same training (``marlmod.lean_ppo``). ``rollout_buffer_class`` lets a pretraining
     method store extra per-step data (gradient routing's labels, ``marlmod.routing``)."""
     ppo = scenario.ppo
-    return LeanPPO(
+    model = LeanPPO(
         "MlpPolicy",
         make_venv(scenario, make_env),
         n_steps=ppo.n_steps,
@@ -77,6 +77,9 @@ def build_model(
         tensorboard_log=tensorboard_log,
         verbose=0,
     )
+    if ppo.compile:
+        model.use_compiled_update()
+    return model
 
 
 def policy_kwargs(scenario: Scenario) -> dict[str, Any]:
@@ -148,6 +151,8 @@ def load_model(path: Path, scenario: Scenario, make_env: EnvFactory, seed: int) 
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, KeyError) as err:
         raise MarlmodError(f"corrupt checkpoint {path}: {err}; delete it to retrain") from err
     model.set_random_seed(seed)
+    if scenario.ppo.compile:
+        model.use_compiled_update()
     return model
 
 
