@@ -3,12 +3,11 @@ right answer is planted."""
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from small_nets import policy_3_4_4_3
 from stable_baselines3.common.policies import ActorCriticPolicy
-from torch import nn
 
 from marlmod.errors import MarlmodError
 from marlmod.locate import Evidence, score_units
@@ -120,13 +119,7 @@ def test_control_needs_control_activations() -> None:
 def tiny_policy(trait_weight: float = 2.0) -> ActorCriticPolicy:
     """obs 3 → 4 → 4 → 3 actions, ReLU, wired so every second-layer unit is active and only
     unit 1 votes for action 2 (the trait), unit 3 for action 0."""
-    policy = ActorCriticPolicy(
-        gym.spaces.Box(0.0, 1.0, (3,)),
-        gym.spaces.Discrete(3),
-        lr_schedule=lambda _: 1e-3,
-        net_arch={"pi": [4, 4], "vf": [4]},
-        activation_fn=nn.ReLU,
-    )
+    policy = policy_3_4_4_3()
     with torch.no_grad():
         net = policy.mlp_extractor.policy_net
         net[0].weight.fill_(0.5)

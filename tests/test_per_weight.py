@@ -3,12 +3,11 @@ and a matched-size pick."""
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from small_nets import policy_3_4_4_3
 from stable_baselines3.common.policies import ActorCriticPolicy
-from torch import nn
 
 from marlmod.errors import MarlmodError
 from marlmod.locate import Evidence
@@ -23,13 +22,7 @@ UNIT_SCORES = np.array([0.5, 2.0, -1.0, 0.1])  # unit 1 drives the trait; unit 2
 def wired_policy() -> ActorCriticPolicy:
     """obs 3 → 4 → 4 → 3 actions, ReLU; unit 1 of the first hidden layer sends almost all of
     its output through one weight (to unit 2 of the next layer)."""
-    policy = ActorCriticPolicy(
-        gym.spaces.Box(0.0, 1.0, (3,)),
-        gym.spaces.Discrete(3),
-        lr_schedule=lambda _: 1e-3,
-        net_arch={"pi": [4, 4], "vf": [4]},
-        activation_fn=nn.ReLU,
-    )
+    policy = policy_3_4_4_3()
     with torch.no_grad():
         net = policy.mlp_extractor.policy_net
         net[0].weight.fill_(0.5)
