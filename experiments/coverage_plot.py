@@ -1,6 +1,7 @@
 """Gradient routing vs label coverage (issue 9): the trait rate learned, right after pruning and
-after cooperative retraining, for the ``routed`` prune, post-hoc ``contrast`` and ``random`` units
-on the routed agents — one row per way of routing (by the action, by the advantage's sign).
+after cooperative retraining, and the task return right after pruning, for the ``routed`` prune,
+post-hoc ``contrast`` and ``random`` units on the routed agents — one row per way of routing (by
+the action, by the advantage's sign).
 
     python experiments/coverage_plot.py   # reads results/aggression_routing*/cells.csv
 """
@@ -34,6 +35,7 @@ COLUMNS = {
     "trait_rate_before": "learned (before pruning)",
     "trait_rate_pruned": "right after pruning",
     "trait_rate_retrained": "after retraining",
+    "task_return_pruned": "task return right after pruning",
 }
 STRATEGIES = ("routed", "contrast", "random")
 PLAIN = "aggression"  # the same scenario trained without routing: the cost of localising
@@ -41,7 +43,7 @@ PLAIN = "aggression"  # the same scenario trained without routing: the cost of l
 
 def main(results: Path = Path("results")) -> None:
     fig, axes = plt.subplots(
-        len(RUNS), len(COLUMNS), figsize=(13, 7), sharex=True, constrained_layout=True
+        len(RUNS), len(COLUMNS), figsize=(17, 7), sharex=True, constrained_layout=True
     )
     for family_axes, (family, runs) in zip(axes, RUNS.items(), strict=True):
         present = {c: n for c, n in runs.items() if (results / n / "cells.csv").is_file()}
@@ -69,7 +71,8 @@ def main(results: Path = Path("results")) -> None:
                 plain = pd.read_csv(results / PLAIN / "cells.csv")
                 level = plain[plain.strategy == "none"][column].mean()
                 ax.axhline(level, color="grey", linestyle="--", label="plain training")
-            ax.set(xscale="log", ylabel="attack rate", title=f"{family}: {title}")
+            ylabel = "task return" if column.startswith("task") else "attack rate"
+            ax.set(xscale="log", ylabel=ylabel, title=f"{family}:\n{title}")
             ax.title.set_fontsize(9)
             ax.legend(fontsize=7)
     for ax in axes[-1]:
