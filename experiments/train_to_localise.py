@@ -48,6 +48,11 @@ ROWS = (
     Row("aggression", "routing (advantage)", "aggression_routing_adv", "routed"),
     Row("aggression", "routing (advantage)", "aggression_routing_adv", "contrast"),
     Row("aggression", "routing (advantage)", "aggression_routing_adv", "none"),
+    Row("aggression", "routing (advantage, 30% labels)", "aggression_routing_adv_cov30", "routed"),
+    Row(
+        "aggression", "routing (advantage, 30% labels)", "aggression_routing_adv_cov30", "contrast"
+    ),
+    Row("aggression", "routing (advantage, 30% labels)", "aggression_routing_adv_cov30", "none"),
     Row("aggression", "modular", "aggression_modular", "cluster"),
     Row("aggression", "modular", "aggression_modular", "contrast"),
     Row("aggression", "modular", "aggression_modular", "none"),
