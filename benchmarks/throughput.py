@@ -119,6 +119,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     import torch
     from stable_baselines3 import PPO
 
+    from marlmod.compiled_update import cpp_compiler
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
     from marlmod.fast import batched_venv
@@ -179,6 +180,8 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         device="cpu",
         verbose=0,
     )
+    if route == "compiled" and cpp_compiler() is None:
+        return {"route": route, "skipped": "torch.compile finds no C++ compiler"}
     compile_s = compile_update(model) if route == "compiled" else None
     tic, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=args.budget, progress_bar=False)

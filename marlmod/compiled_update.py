@@ -50,6 +50,17 @@ def architecture(policy: ActorCriticPolicy) -> Architecture | None:
     return nets[0], nets[1]
 
 
+@functools.cache
+def cpp_compiler() -> str | None:
+    """The C++ compiler ``torch.compile``'s CPU backend would use, or None if it finds none."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        return get_cpp_compiler()
+    except Exception:  # no compiler, or a PyTorch that moved this helper
+        return None
+
+
 def has_hooks(module: nn.Module) -> bool:
     """Whether any submodule has a forward (pre-)hook the functional loss would bypass."""
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())

@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from marlmod.compiled_update import (
     architecture,
     compiled_ppo_loss,
+    cpp_compiler,
     has_hooks,
     parameters_in_order,
     use_fused_adam,
@@ -110,6 +111,11 @@ class LeanPPO(PPO):
         if not self._lean or architecture(self.policy) is None:
             raise MarlmodError(
                 "ppo.compile supports marlmod's MLP policies on LeanPPO's loops only"
+            )
+        if cpp_compiler() is None:
+            raise MarlmodError(
+                "ppo.compile needs a C++ compiler for torch.compile (none found; set CXX or "
+                "install g++), or set ppo.compile: false"
             )
         self._compile = True
         self._configure_optimiser()

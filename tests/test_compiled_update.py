@@ -12,6 +12,7 @@ import torch
 import marlmod.compiled_update as compiled_update
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
+from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import _flat_rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels
 from marlmod.train import build_model, learn
@@ -59,6 +60,9 @@ def test_functional_loss_and_gradients_equal_sb3s(tiny_scenario: Scenario) -> No
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.skipif(
+    compiled_update.cpp_compiler() is None, reason="torch.compile needs a C++ compiler"
+)
 def test_compiled_training_stays_next_to_the_exact_route(tiny_dict: dict) -> None:
     exact = rollout_model(parse_scenario(tiny_dict), steps=256)
     tiny_dict["ppo"]["compile"] = True
@@ -72,6 +76,9 @@ def test_compiled_training_stays_next_to_the_exact_route(tiny_dict: dict) -> Non
     assert moved > 0, "the compiled route is not bitwise SB3; equal weights mean it never ran"
 
 
+@pytest.mark.skipif(
+    compiled_update.cpp_compiler() is None, reason="torch.compile needs a C++ compiler"
+)
 def test_routed_pretraining_keeps_the_eager_loss_under_compile(
     tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,3 +122,13 @@ def test_only_plain_mlp_policies_without_hooks_are_compilable(tiny_scenario: Sce
     handle.remove()
     model.policy.mlp_extractor.policy_net.append(torch.nn.Dropout())
     assert compiled_update.architecture(model.policy) is None
+
+
+def test_compile_without_a_compiler_is_a_clear_error(
+    tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("marlmod.lean_ppo.cpp_compiler", lambda: None)
+    tiny_dict["ppo"]["compile"] = True
+    scenario = parse_scenario(tiny_dict)
+    with pytest.raises(MarlmodError, match="ppo.compile needs a C\\+\\+ compiler"):
+        build_model(scenario, resolve_env(scenario.env).factory(1.0), seed=0)
