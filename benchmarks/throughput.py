@@ -31,8 +31,9 @@ caches never help another:
 ``compiled``
     ``lean`` with ``ppo.compile`` (``marlmod.compiled_update``): the loss compiled by
     ``torch.compile`` and Adam's fused kernel — faster, no longer bitwise SB3 (its learning
-    quality: ``benchmarks/learning_quality.py --compile``). Compiling happens before the timed
-    ``learn`` (on dummy tensors, so the trajectory is untouched) and is reported as ``compile s``.
+    quality: ``benchmarks/learning_quality.py`` with a ``+compile`` setting). Compiling happens
+    before the timed ``learn`` (on dummy tensors, so the trajectory is untouched) and is reported
+    as ``compile s``.
 ``fast-b1k`` (only when named in ``--routes``)
     the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
     minibatches. Shown for what the speed would be, *not* a default:

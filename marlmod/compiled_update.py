@@ -7,8 +7,9 @@ kernels, and Adam's ``fused`` implementation updates every parameter in one kern
 
 The price: the arithmetic is reordered, so weights are no longer bitwise SB3's (they differ from
 the first update in the last float bits, and trajectories diverge from there). Whether learning
-is unchanged is measured, not assumed: ``benchmarks/learning_quality.py --compile`` (README,
-"Performance"). It needs a C++ compiler at run time (``torch.compile``'s CPU backend).
+is unchanged is measured, not assumed: ``benchmarks/learning_quality.py`` with a ``+compile``
+setting (README, "Benchmarks"). It needs a C++ compiler at run time (``torch.compile``'s CPU
+backend).
 
 The loss is written functionally over the policy's parameters, so one compiled graph per process
 serves every model of the same architecture (no recompiling per loaded checkpoint). Only plain
@@ -67,6 +68,7 @@ def has_hooks(module: nn.Module) -> bool:
 
 
 def compilable(policy: ActorCriticPolicy) -> bool:
+    """Whether ``ppo_loss`` computes exactly what this policy's own forward pass would."""
     return architecture(policy) is not None and not has_hooks(policy)
 
 

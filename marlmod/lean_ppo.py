@@ -34,10 +34,11 @@ from torch.distributions import Categorical
 from torch.nn import functional as F
 
 from marlmod.compiled_update import (
+    Architecture,
     architecture,
+    compilable,
     compiled_ppo_loss,
     cpp_compiler,
-    has_hooks,
     parameters_in_order,
     use_fused_adam,
 )
@@ -217,8 +218,9 @@ class LeanPPO(PPO):
             self._compile
             and extras is None
             and self.normalize_advantage
-            and not has_hooks(self.policy)
+            and compilable(self.policy)
         )
+        arch = architecture(self.policy) if compiled else None
         params = parameters_in_order(self.policy) if compiled else []
         size = len(data["advantages"])
         losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
@@ -233,7 +235,7 @@ class LeanPPO(PPO):
                 if extras is not None:
                     extras.select_minibatch(order[start : start + self.batch_size].numpy())
                 if compiled:
-                    loss, approx_kl = self._compiled_loss(batch, params, clip_range, losses)
+                    loss, approx_kl = self._compiled_loss(batch, params, arch, clip_range, losses)
                 else:
                     loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
                 approx_kl_divs.append(approx_kl)
@@ -287,6 +289,7 @@ class LeanPPO(PPO):
         self,
         batch: dict[str, torch.Tensor],
         params: list[torch.Tensor],
+        arch: Architecture,
         clip_range: float,
         losses: dict[str, list[torch.Tensor]],
     ) -> tuple[torch.Tensor, np.ndarray]:
@@ -299,7 +302,7 @@ class LeanPPO(PPO):
                 batch["old_log_prob"],
                 batch["advantages"],
                 batch["returns"],
-                architecture(self.policy),
+                arch,
                 float(clip_range),
                 float(self.ent_coef),
                 float(self.vf_coef),
