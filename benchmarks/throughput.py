@@ -205,29 +205,11 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
 
 
 def compile_update(model) -> float:
-    """Switch ``model`` to the compiled update and compile it on dummy minibatches of the shapes
-    training will use; returns the seconds it took. The dummy backward only leaves gradients,
-    which the first update zeroes before its own backward."""
-    import torch
-
-    from marlmod.compiled_update import architecture, compiled_ppo_loss, parameters_in_order
-
+    """Switch ``model`` to the compiled update and compile it (on copies of its weights, so the
+    trajectory is untouched); returns the seconds it took."""
     tic = time.perf_counter()
     model.use_compiled_update()
-    rows, dim = model.batch_size, model.observation_space.shape[0]
-    loss, _ = compiled_ppo_loss()(
-        parameters_in_order(model.policy),
-        torch.zeros(rows, dim),
-        torch.zeros(rows, dtype=torch.long),
-        torch.zeros(rows),
-        torch.linspace(-1, 1, rows),
-        torch.zeros(rows),
-        architecture(model.policy),
-        float(model.clip_range(1.0)),
-        float(model.ent_coef),
-        float(model.vf_coef),
-    )
-    loss.backward()
+    model.warm_up_compiled_update()
     return time.perf_counter() - tic
 
 

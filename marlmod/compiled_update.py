@@ -1,9 +1,13 @@
-"""Opt-in faster PPO updates (``ppo.compile``): a compiled loss and Adam's fused kernel.
+"""Opt-in faster PPO updates (``ppo.compile``): each minibatch step as one compiled graph.
 
-Why: after ``LeanPPO`` removed SB3's Python bookkeeping, most of an update on marlmod's 64-wide
-MLPs is PyTorch's per-operation overhead — dozens of tiny kernels and autograd nodes per
-minibatch. ``torch.compile`` fuses the loss's forward and backward into a few generated C++
-kernels, and Adam's ``fused`` implementation updates every parameter in one kernel.
+Why: after ``LeanPPO`` removed SB3's Python bookkeeping, an update on marlmod's 64-wide MLPs is
+mostly PyTorch's per-operation overhead: the loss's dozens of tiny kernels, the autograd engine
+walking them backwards, ``clip_grad_norm_`` and Adam each launching their own kernels per
+parameter. ``ppo_step`` writes the whole minibatch step — SB3's loss, its gradient
+(``torch.func.grad``), gradient-norm clipping and Adam's update rule — as one function over
+tensors, and ``torch.compile`` turns it into a single generated C++ graph that updates the
+weights and Adam's moments in place (~3x faster per minibatch than loss, ``backward`` and
+``Adam.step`` done separately; ``benchmarks/throughput.py``).
 
 The price: the arithmetic is reordered, so weights are no longer bitwise SB3's (they differ from
 the first update in the last float bits, and trajectories diverge from there). Whether learning
@@ -11,44 +15,34 @@ is unchanged is measured, not assumed: ``benchmarks/learning_quality.py`` with a
 setting (README, "Benchmarks"). It needs a C++ compiler at run time (``torch.compile``'s CPU
 backend).
 
-The loss is written functionally over the policy's parameters, so one compiled graph per process
-serves every model of the same architecture (no recompiling per loaded checkpoint). Only plain
-MLP policies without module hooks qualify (``compilable``): gradient routing's hook, for one,
-must see the forward pass, so routed pretraining keeps the eager loss.
+Adam's moments live in the optimiser's own ``state`` (same keys and layout as
+``torch.optim.Adam``), so checkpoints save and resume as ever, and the step runs inside
+``Optimizer.profile_hook_step`` so step hooks — pruning masks, the wiring cost — still run after
+every step. Only plain MLP policies without module hooks qualify
+(``marlmod.functional_policy.functional``): gradient routing's hook must see the forward pass,
+so routed pretraining keeps the eager loss.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
-from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.torch_layers import FlattenExtractor
-from torch import nn
 from torch.nn import functional as F
 
 from marlmod.errors import MarlmodError
+from marlmod.functional_policy import Architecture, policy_outputs
 
-ACTIVATIONS: dict[type[nn.Module], str] = {nn.ReLU: "relu", nn.Tanh: "tanh"}
-Architecture = tuple[tuple[str, ...], tuple[str, ...]]  # activations of the policy and value MLPs
-
-
-def architecture(policy: ActorCriticPolicy) -> Architecture | None:
-    """The activations of a plain Linear/activation MLP policy, or None if it is anything else."""
-    if not isinstance(policy.features_extractor, FlattenExtractor):
-        return None
-    nets = []
-    for net in (policy.mlp_extractor.policy_net, policy.mlp_extractor.value_net):
-        layers = list(net)
-        linears, activations = layers[0::2], layers[1::2]
-        if len(linears) != len(activations) or not all(isinstance(m, nn.Linear) for m in linears):
-            return None
-        names = tuple(ACTIVATIONS.get(type(m), "") for m in activations)
-        if "" in names:
-            return None
-        nets.append(names)
-    return nets[0], nets[1]
+# Adam settings the fused step implements; anything else is refused by ``check_adam``.
+UNSUPPORTED_ADAM = {
+    "weight_decay": 0,
+    "amsgrad": False,
+    "maximize": False,
+    "capturable": False,
+    "differentiable": False,
+}
 
 
 @functools.cache
@@ -62,53 +56,21 @@ def cpp_compiler() -> str | None:
         return None
 
 
-def has_hooks(module: nn.Module) -> bool:
-    """Whether any submodule has a forward (pre-)hook the functional loss would bypass."""
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
-
-
-def compilable(policy: ActorCriticPolicy) -> bool:
-    """Whether ``ppo_loss`` computes exactly what this policy's own forward pass would."""
-    return architecture(policy) is not None and not has_hooks(policy)
-
-
-def parameters_in_order(policy: ActorCriticPolicy) -> list[nn.Parameter]:
-    """Weights and biases in the order ``ppo_loss`` reads them."""
-    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)]
-    linears += [m for m in policy.mlp_extractor.value_net if isinstance(m, nn.Linear)]
-    linears += [policy.action_net, policy.value_net]
-    return [p for linear in linears for p in (linear.weight, linear.bias)]
-
-
-def _mlp(x: torch.Tensor, params: Sequence[torch.Tensor], activations: tuple[str, ...]):
-    for i, name in enumerate(activations):
-        x = F.linear(x, params[2 * i], params[2 * i + 1])
-        x = torch.relu(x) if name == "relu" else torch.tanh(x)
-    return x
-
-
 def ppo_loss(
-    params: list[torch.Tensor],
+    params: Sequence[torch.Tensor],
     obs: torch.Tensor,
     actions: torch.Tensor,
     old_log_prob: torch.Tensor,
     advantages: torch.Tensor,
     returns: torch.Tensor,
     arch: Architecture,
-    clip_range: float,
+    clip_range: float | torch.Tensor,
     ent_coef: float,
     vf_coef: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SB3's PPO loss (clipped surrogate + value + entropy, advantages normalised per minibatch)
     and its logged statistics ``[policy, clip fraction, value, entropy, approx KL]``."""
-    pi_acts, vf_acts = arch
-    n_pi, n_vf = 2 * len(pi_acts), 2 * len(vf_acts)
-    features = obs.float().flatten(1)
-    latent_pi = _mlp(features, params[:n_pi], pi_acts)
-    latent_vf = _mlp(features, params[n_pi : n_pi + n_vf], vf_acts)
-    logits = F.linear(latent_pi, params[n_pi + n_vf], params[n_pi + n_vf + 1])
-    values = F.linear(latent_vf, params[n_pi + n_vf + 2], params[n_pi + n_vf + 3]).flatten()
-    log_probs = logits - logits.logsumexp(-1, keepdim=True)
+    values, log_probs = policy_outputs(params, obs, arch)
     log_prob = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(log_probs * log_probs.exp()).sum(-1)
     if len(advantages) > 1:
@@ -132,15 +94,100 @@ def ppo_loss(
     return loss, stats
 
 
-@functools.cache
-def compiled_ppo_loss() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    """``ppo_loss`` compiled once per process (recompiled only for a new shape or constant)."""
-    return torch.compile(ppo_loss, fullgraph=True, dynamic=False)
+@dataclass(frozen=True)
+class AdamTensors:
+    """The tensors one fused step reads and updates in place: weights (detached views of the
+    policy's parameters) and the optimiser's own moment and step-count tensors."""
+
+    params: list[torch.Tensor]
+    exp_avgs: list[torch.Tensor]
+    exp_avg_sqs: list[torch.Tensor]
+    steps: list[torch.Tensor]
+
+    @classmethod
+    def of(cls, optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter]):
+        """Adam's state for ``params``, created as ``torch.optim.Adam`` creates it if new."""
+        check_adam(optimizer)
+        states = []
+        for p in params:
+            state = optimizer.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            states.append(state)
+        return cls(
+            [p.detach() for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["step"] for s in states],
+        )
 
 
-def use_fused_adam(optimizer: torch.optim.Optimizer) -> None:
-    """Switch an Adam to its single-kernel implementation (same maths, other rounding)."""
+def check_adam(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimiser whose update ``ppo_step`` would not reproduce."""
     if not isinstance(optimizer, torch.optim.Adam):
         raise MarlmodError(f"ppo.compile needs an Adam optimiser, got {type(optimizer).__name__}")
-    for group in optimizer.param_groups:
-        group["foreach"], group["fused"] = False, True
+    if len(optimizer.param_groups) != 1:
+        raise MarlmodError("ppo.compile needs one Adam parameter group")
+    group = optimizer.param_groups[0]
+    for key, supported in UNSUPPORTED_ADAM.items():
+        if group.get(key, supported) != supported:
+            raise MarlmodError(f"ppo.compile implements Adam with {key}={supported} only")
+
+
+def ppo_step(
+    adam: AdamTensors,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    arch: Architecture,
+    lr: torch.Tensor,
+    clip_range: torch.Tensor,
+    ent_coef: float,
+    vf_coef: float,
+    max_grad_norm: float,
+    betas: tuple[float, float],
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One PPO minibatch step, in place: ``ppo_loss``'s gradient, ``clip_grad_norm_`` and
+    ``torch.optim.Adam``'s update (no weight decay). Returns the loss and ``ppo_loss``'s stats."""
+
+    def loss_of(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return ppo_loss(
+            params, obs, actions, old_log_prob, advantages, returns, arch, clip_range,
+            ent_coef, vf_coef,
+        )  # fmt: skip
+
+    grads, (loss, stats) = torch.func.grad_and_value(loss_of, has_aux=True)(adam.params)
+    norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])
+    clip_coef = torch.clamp(max_grad_norm / (torch.linalg.vector_norm(norms) + 1e-6), max=1.0)
+    beta1, beta2 = betas
+    for step in adam.steps:
+        step.add_(1)
+    step = adam.steps[0]
+    step_size = lr / (1 - beta1**step)
+    bias_correction2_sqrt = torch.sqrt(1 - beta2**step)
+    for param, grad, exp_avg, exp_avg_sq in zip(
+        adam.params, grads, adam.exp_avgs, adam.exp_avg_sqs, strict=True
+    ):
+        grad = grad * clip_coef
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+        param.sub_(step_size * exp_avg / denom)
+    return loss.detach(), stats
+
+
+@functools.cache
+def compiled_ppo_step() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """``ppo_step`` compiled once per process (recompiled only for a new shape or constant)."""
+    return torch.compile(ppo_step, fullgraph=True, dynamic=False)
+
+
+def as_optimizer_step(optimizer: torch.optim.Optimizer, update: Callable[[], object]) -> None:
+    """Run ``update`` as if it were ``optimizer.step()``: the optimiser's step pre- and
+    post-hooks (pruning masks, the wiring cost) run around it, through torch's public wrapper."""
+    torch.optim.Optimizer.profile_hook_step(lambda _optimizer: update())(optimizer)

@@ -18,6 +18,7 @@ clipping, SB3's ``RolloutBuffer`` or a ``BufferWithExtras`` (gradient routing's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,16 +34,15 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.distributions import Categorical
 from torch.nn import functional as F
 
-from marlmod.compiled_update import (
-    Architecture,
-    architecture,
-    compilable,
-    compiled_ppo_loss,
-    cpp_compiler,
-    parameters_in_order,
-    use_fused_adam,
-)
+from marlmod.compiled_update import AdamTensors, as_optimizer_step, compiled_ppo_step, cpp_compiler
 from marlmod.errors import MarlmodError
+from marlmod.functional_policy import (
+    architecture,
+    functional,
+    parameters_in_order,
+    policy_outputs,
+    sample_actions,
+)
 
 
 class BufferWithExtras(RolloutBuffer):
@@ -113,6 +113,9 @@ class LeanPPO(PPO):
             raise MarlmodError(
                 "ppo.compile supports marlmod's MLP policies on LeanPPO's loops only"
             )
+        if self.target_kl is not None:
+            raise MarlmodError("ppo.compile steps before it sees the KL; it needs target_kl=None")
+        AdamTensors.of(self.policy.optimizer, parameters_in_order(self.policy))  # checks Adam
         if cpp_compiler() is None:
             raise MarlmodError(
                 "ppo.compile needs a C++ compiler for torch.compile (none found; set CXX or "
@@ -123,11 +126,8 @@ class LeanPPO(PPO):
 
     def _configure_optimiser(self) -> None:
         """Adam's multi-tensor path: the same arithmetic per element (bitwise the same weights,
-        ``tests/test_lean_ppo.py``) with one kernel per operation instead of one per tensor; or,
-        with the compiled update, its fused single kernel."""
-        if self._compile:
-            use_fused_adam(self.policy.optimizer)
-        elif self._lean:
+        ``tests/test_lean_ppo.py``) with one kernel per operation instead of one per tensor."""
+        if self._lean:
             for group in self.policy.optimizer.param_groups:
                 group["foreach"] = True
 
@@ -140,6 +140,28 @@ class LeanPPO(PPO):
         latent_vf = policy.mlp_extractor.forward_critic(features)
         distribution = Categorical(logits=policy.action_net(latent_pi), validate_args=False)
         return policy.value_net(latent_vf), distribution
+
+    def _act_function(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """Values, sampled actions and their log-probabilities for a batch of observations:
+        through ``marlmod.functional_policy`` (the same operations without module calls or a
+        distribution object) unless a hook must see the forward pass."""
+        policy = self.policy
+        arch = architecture(policy)
+        if arch is None or not functional(policy):
+
+            def act(obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                values, distribution = self._evaluate(obs)
+                sampled = distribution.sample()
+                return values, sampled, distribution.log_prob(sampled)
+
+            return act
+        params = parameters_in_order(policy)
+
+        def act_functionally(obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            values, log_probs = policy_outputs(params, obs, arch)
+            return values, *sample_actions(log_probs)
+
+        return act_functionally
 
     def _value(self, obs: torch.Tensor) -> torch.Tensor:
         """``ActorCriticPolicy.predict_values`` without its NumPy/preprocessing round trip."""
@@ -161,11 +183,10 @@ class LeanPPO(PPO):
         rollout_buffer.reset()
         callback.on_rollout_start()
         buffer = rollout_buffer
+        act = self._act_function()
         for n_steps in range(n_rollout_steps):
             with torch.no_grad():
-                values, distribution = self._evaluate(torch.as_tensor(self._last_obs))
-                sampled = distribution.sample()
-                log_probs = distribution.log_prob(sampled)
+                values, sampled, log_probs = act(torch.as_tensor(self._last_obs))
             actions = sampled.numpy()
             new_obs, rewards, dones, infos = env.step(actions)
             self.num_timesteps += env.num_envs
@@ -214,14 +235,8 @@ class LeanPPO(PPO):
         extras = self.rollout_buffer if isinstance(self.rollout_buffer, BufferWithExtras) else None
         if extras is not None:
             extras.begin_minibatches()
-        compiled = (
-            self._compile
-            and extras is None
-            and self.normalize_advantage
-            and compilable(self.policy)
-        )
-        arch = architecture(self.policy) if compiled else None
-        params = parameters_in_order(self.policy) if compiled else []
+        compiled = self._compile and extras is None and functional(self.policy)
+        step = self._compiled_step(clip_range) if compiled else None
         size = len(data["advantages"])
         losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
         approx_kl_divs: list[np.ndarray] = []
@@ -234,10 +249,11 @@ class LeanPPO(PPO):
                 batch = {k: v[start : start + self.batch_size] for k, v in shuffled.items()}
                 if extras is not None:
                     extras.select_minibatch(order[start : start + self.batch_size].numpy())
-                if compiled:
-                    loss, approx_kl = self._compiled_loss(batch, params, arch, clip_range, losses)
-                else:
-                    loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
+                if step is not None:
+                    loss, approx_kl = step(batch, losses)
+                    approx_kl_divs.append(approx_kl)
+                    continue
+                loss, approx_kl = self._minibatch_loss(batch, clip_range, losses)
                 approx_kl_divs.append(approx_kl)
                 if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                     stop = True
@@ -285,36 +301,65 @@ class LeanPPO(PPO):
         loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
         return loss, approx_kl
 
-    def _compiled_loss(
-        self,
-        batch: dict[str, torch.Tensor],
-        params: list[torch.Tensor],
-        arch: Architecture,
-        clip_range: float,
-        losses: dict[str, list[torch.Tensor]],
-    ) -> tuple[torch.Tensor, np.ndarray]:
-        """The same loss through ``marlmod.compiled_update``."""
-        try:
-            loss, stats = compiled_ppo_loss()(
-                params,
-                batch["observations"],
-                batch["actions"],
-                batch["old_log_prob"],
-                batch["advantages"],
-                batch["returns"],
-                arch,
-                float(clip_range),
-                float(self.ent_coef),
-                float(self.vf_coef),
-            )
-        except Exception as err:  # inductor's errors have no common base class
-            raise MarlmodError(
-                f"ppo.compile: torch.compile failed ({type(err).__name__}: {err}); it needs a "
-                "C++ compiler, or set ppo.compile: false"
-            ) from err
-        for key, value in zip(("pg", "clip", "value", "entropy"), stats[:4], strict=True):
-            losses[key].append(value)
-        return loss, stats[4].numpy()
+    def _compiled_settings(self, clip_range: float) -> dict[str, Any]:
+        """``compiled_update.ppo_step``'s arguments besides the weights, state and minibatch."""
+        group = self.policy.optimizer.param_groups[0]
+        return {
+            "arch": architecture(self.policy),
+            "lr": torch.tensor(group["lr"]),  # tensors: a schedule must not recompile
+            "clip_range": torch.tensor(clip_range),
+            "ent_coef": float(self.ent_coef),
+            "vf_coef": float(self.vf_coef),
+            "max_grad_norm": float(self.max_grad_norm),
+            "betas": tuple(group["betas"]),
+            "eps": float(group["eps"]),
+        }
+
+    def warm_up_compiled_update(self) -> None:
+        """Compile the update now, on copies of the weights and a dummy full-size minibatch, so
+        timing the first ``learn`` excludes compiling and the training trajectory is untouched."""
+        params = [p.detach().clone() for p in parameters_in_order(self.policy)]
+        zeros = [torch.zeros_like(p) for p in params]
+        steps = [torch.tensor(0.0) for _ in params]  # as many as the real state: no recompile
+        adam = AdamTensors(params, zeros, [z.clone() for z in zeros], steps)
+        rows, dim = self.batch_size, self.observation_space.shape[0]
+        batch = (
+            torch.zeros(rows, dim),
+            torch.zeros(rows, dtype=torch.long),
+            torch.zeros(rows),
+            torch.linspace(-1, 1, rows),
+            torch.zeros(rows),
+        )
+        compiled_ppo_step()(adam, *batch, **self._compiled_settings(self.clip_range(1.0)))
+
+    def _compiled_step(self, clip_range: float) -> Callable[..., tuple[torch.Tensor, np.ndarray]]:
+        """One minibatch step through ``marlmod.compiled_update``, for this update's settings."""
+        optimizer = self.policy.optimizer
+        adam = AdamTensors.of(optimizer, parameters_in_order(self.policy))
+        settings = self._compiled_settings(clip_range)
+        step = compiled_ppo_step()
+
+        def minibatch_step(
+            batch: dict[str, torch.Tensor], losses: dict[str, list[torch.Tensor]]
+        ) -> tuple[torch.Tensor, np.ndarray]:
+            out: list[torch.Tensor] = []
+
+            def update() -> None:
+                try:
+                    out.extend(step(adam, *(batch[k] for k in ROLLOUT_FIELDS), **settings))
+                except Exception as err:  # inductor's errors have no common base class
+                    raise MarlmodError(
+                        f"ppo.compile: torch.compile failed ({type(err).__name__}: {err}); it "
+                        "needs a C++ compiler, or set ppo.compile: false"
+                    ) from err
+
+            as_optimizer_step(optimizer, update)
+            loss, stats = out
+            for key, value in zip(("pg", "clip", "value", "entropy"), stats[:4], strict=True):
+                losses[key].append(value)
+            return loss, stats[4].numpy()
+
+        return minibatch_step
 
     def _log_update(
         self,
@@ -339,6 +384,9 @@ class LeanPPO(PPO):
         self.logger.record("train/explained_variance", explained_var)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
+
+
+ROLLOUT_FIELDS = ("observations", "actions", "old_log_prob", "advantages", "returns")
 
 
 def _flat_rollout(buffer: RolloutBuffer) -> dict[str, torch.Tensor]:

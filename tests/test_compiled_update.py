@@ -3,6 +3,7 @@ training that stays next to the exact route, and everything that must not take i
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,14 +11,18 @@ import pytest
 import torch
 
 import marlmod.compiled_update as compiled_update
+import marlmod.functional_policy as functional_policy
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.lean_ppo import _flat_rollout
+from marlmod.lean_ppo import ROLLOUT_FIELDS, _flat_rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels
-from marlmod.train import build_model, learn
+from marlmod.train import build_model, learn, load_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]
+needs_compiler = pytest.mark.skipif(
+    compiled_update.cpp_compiler() is None, reason="torch.compile needs a C++ compiler"
+)
 
 
 def rollout_model(scenario: Scenario, steps: int = 128):
@@ -38,15 +43,15 @@ def test_functional_loss_and_gradients_equal_sb3s(tiny_scenario: Scenario) -> No
     policy.zero_grad()
     reference, reference_kl = model._minibatch_loss(batch, 0.2, losses)
     reference.backward()
-    expected = [p.grad.clone() for p in compiled_update.parameters_in_order(policy)]
+    expected = [p.grad.clone() for p in functional_policy.parameters_in_order(policy)]
 
-    params = compiled_update.parameters_in_order(policy)
+    params = functional_policy.parameters_in_order(policy)
     assert len(params) == len(list(policy.parameters()))  # every parameter, once
     policy.zero_grad()
     loss, stats = compiled_update.ppo_loss(
         params,
         *(batch[k] for k in ("observations", "actions", "old_log_prob", "advantages", "returns")),
-        compiled_update.architecture(policy),
+        functional_policy.architecture(policy),
         0.2,
         model.ent_coef,
         model.vf_coef,
@@ -60,14 +65,58 @@ def test_functional_loss_and_gradients_equal_sb3s(tiny_scenario: Scenario) -> No
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.skipif(
-    compiled_update.cpp_compiler() is None, reason="torch.compile needs a C++ compiler"
-)
+def test_fused_step_equals_loss_backward_clip_and_adam(tiny_scenario: Scenario) -> None:
+    """``ppo_step`` (eager here; compiling only reorders float arithmetic) updates weights and
+    Adam's state as SB3's loss, ``backward``, ``clip_grad_norm_`` and ``Adam.step`` do."""
+    model = rollout_model(tiny_scenario)
+    reference = copy.deepcopy(model)
+    data = _flat_rollout(model.rollout_buffer)
+    params = functional_policy.parameters_in_order(model.policy)
+    adam = compiled_update.AdamTensors.of(model.policy.optimizer, params)
+    settings = fused_settings(model)
+    ref_params = functional_policy.parameters_in_order(reference.policy)
+    steps_before = float(adam.steps[0])
+    for start in (0, 16, 32):
+        batch = {k: v[start : start + 16] for k, v in data.items()}
+        loss, stats = compiled_update.ppo_step(
+            adam, *(batch[k] for k in ROLLOUT_FIELDS), **settings
+        )
+        losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
+        reference.policy.optimizer.zero_grad()
+        want, _ = reference._minibatch_loss(batch, 0.2, losses)
+        want.backward()
+        torch.nn.utils.clip_grad_norm_(ref_params, reference.max_grad_norm)
+        reference.policy.optimizer.step()
+        torch.testing.assert_close(loss, want.detach(), rtol=1e-5, atol=1e-6)
+    for got, want in zip(params, ref_params, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        state, ref_state = model.policy.optimizer.state[got], reference.policy.optimizer.state[want]
+        assert state.keys() == ref_state.keys()
+        assert float(state["step"]) == float(ref_state["step"]) == steps_before + 3
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(state[key], ref_state[key], rtol=1e-4, atol=1e-9)
+
+
+def fused_settings(model) -> dict:
+    group = model.policy.optimizer.param_groups[0]
+    return {
+        "arch": functional_policy.architecture(model.policy),
+        "lr": torch.tensor(group["lr"]),
+        "clip_range": torch.tensor(0.2),
+        "ent_coef": model.ent_coef,
+        "vf_coef": model.vf_coef,
+        "max_grad_norm": model.max_grad_norm,
+        "betas": group["betas"],
+        "eps": group["eps"],
+    }
+
+
+@needs_compiler
 def test_compiled_training_stays_next_to_the_exact_route(tiny_dict: dict) -> None:
     exact = rollout_model(parse_scenario(tiny_dict), steps=256)
     tiny_dict["ppo"]["compile"] = True
     fast = rollout_model(parse_scenario(tiny_dict), steps=256)
-    assert fast._compile and all(g["fused"] for g in fast.policy.optimizer.param_groups)
+    assert fast._compile
     moved = 0.0
     weights = zip(exact.policy.state_dict().items(), fast.policy.state_dict().values(), strict=True)
     for (name, a), b in weights:
@@ -76,9 +125,7 @@ def test_compiled_training_stays_next_to_the_exact_route(tiny_dict: dict) -> Non
     assert moved > 0, "the compiled route is not bitwise SB3; equal weights mean it never ran"
 
 
-@pytest.mark.skipif(
-    compiled_update.cpp_compiler() is None, reason="torch.compile needs a C++ compiler"
-)
+@needs_compiler
 def test_routed_pretraining_keeps_the_eager_loss_under_compile(
     tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,7 +136,7 @@ def test_routed_pretraining_keeps_the_eager_loss_under_compile(
     def refuse() -> None:
         raise AssertionError("compiled loss used while a hook must see the forward pass")
 
-    monkeypatch.setattr("marlmod.lean_ppo.compiled_ppo_loss", refuse)
+    monkeypatch.setattr("marlmod.lean_ppo.compiled_ppo_step", refuse)
     model = build_model(
         scenario,
         resolve_env(scenario.env).factory(1.0),
@@ -116,12 +163,12 @@ def test_compile_off_keeps_every_committed_runs_digest() -> None:
 
 def test_only_plain_mlp_policies_without_hooks_are_compilable(tiny_scenario: Scenario) -> None:
     model = build_model(tiny_scenario, resolve_env(tiny_scenario.env).factory(1.0), seed=0)
-    assert compiled_update.compilable(model.policy)
+    assert functional_policy.functional(model.policy)
     handle = model.policy.mlp_extractor.policy_net[1].register_forward_hook(lambda *_: None)
-    assert not compiled_update.compilable(model.policy)
+    assert not functional_policy.functional(model.policy)
     handle.remove()
     model.policy.mlp_extractor.policy_net.append(torch.nn.Dropout())
-    assert compiled_update.architecture(model.policy) is None
+    assert functional_policy.architecture(model.policy) is None
 
 
 def test_compile_without_a_compiler_is_a_clear_error(
@@ -132,3 +179,33 @@ def test_compile_without_a_compiler_is_a_clear_error(
     scenario = parse_scenario(tiny_dict)
     with pytest.raises(MarlmodError, match="ppo.compile needs a C\\+\\+ compiler"):
         build_model(scenario, resolve_env(scenario.env).factory(1.0), seed=0)
+
+
+@needs_compiler
+def test_compiled_training_keeps_adams_state_in_the_checkpoint(
+    tiny_dict: dict, tmp_path: Path
+) -> None:
+    """The fused step updates the optimiser's own state, so a checkpoint resumes Adam exactly."""
+    tiny_dict["ppo"]["compile"] = True
+    scenario = parse_scenario(tiny_dict)
+    model = rollout_model(scenario, steps=256)
+    steps = 256 // 64 * 2  # 4 rollouts of 64 agent-steps, 2 minibatches of 32 each
+    states = [model.policy.optimizer.state[p] for p in model.policy.parameters()]
+    assert all(float(state["step"]) == steps for state in states)
+    save_model(model, tmp_path / "model.zip")
+    loaded = load_model(tmp_path / "model.zip", scenario, resolve_env(scenario.env).factory(1.0), 0)
+    assert loaded._compile
+    for param, state in zip(loaded.policy.parameters(), states, strict=True):
+        for key, value in loaded.policy.optimizer.state[param].items():
+            torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
+def test_compile_refuses_what_the_fused_step_does_not_implement(tiny_scenario: Scenario) -> None:
+    model = build_model(tiny_scenario, resolve_env(tiny_scenario.env).factory(1.0), seed=0)
+    model.policy.optimizer.param_groups[0]["weight_decay"] = 0.01
+    with pytest.raises(MarlmodError, match="weight_decay=0"):
+        model.use_compiled_update()
+    model = build_model(tiny_scenario, resolve_env(tiny_scenario.env).factory(1.0), seed=0)
+    model.target_kl = 0.01
+    with pytest.raises(MarlmodError, match="target_kl=None"):
+        model.use_compiled_update()

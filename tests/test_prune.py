@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from marlmod.config import Scenario
+from marlmod.compiled_update import cpp_compiler
+from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.prune import (
@@ -60,9 +61,22 @@ def test_unit_out_of_range_is_rejected(tiny_scenario: Scenario) -> None:
         unit_masks(policy, Prune("contrast", LAST, 0.25, (8,)))
 
 
+@pytest.mark.parametrize(
+    "compiled",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(cpp_compiler() is None, reason="needs a C++ compiler"),
+            id="ppo.compile",  # the fused step bypasses optimizer.step(); hooks must still run
+        ),
+    ],
+)
 def test_masked_weights_stay_exactly_zero_through_retraining(
-    tiny_scenario: Scenario, tmp_path: Path
+    tiny_dict: dict, tmp_path: Path, compiled: bool
 ) -> None:
+    tiny_dict["ppo"]["compile"] = compiled
+    tiny_scenario = parse_scenario(tiny_dict)
     model = tiny_model(tiny_scenario, bonus=1.0)
     learn(model, 128)
     save_model(model, tmp_path / "model.zip")
