@@ -29,3 +29,14 @@ def test_throughput_quick_prints_every_route() -> None:
 def test_locate_scale_quick_reports_time_and_memory() -> None:
     out = run_script("benchmarks/locate_scale.py", "--quick", "--strategies", "contrast,random")
     assert "contrast" in out and "random" in out and "peak RSS" in out
+
+
+def test_learning_quality_compares_settings_across_worker_processes() -> None:
+    out = run_script(
+        "benchmarks/learning_quality.py",
+        *("--settings", "2:16:32,2:16:32:0.001", "--steps", "256", "--seeds", "0,1"),
+        *("--episodes", "1", "--jobs", "2"),
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith("2:16:32")]
+    assert [row[0] for row in rows] == ["2:16:32", "2:16:32:0.001"]
+    assert rows[0][4] == "-" and rows[1][4] != "-"  # differences are against the first setting
