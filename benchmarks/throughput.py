@@ -46,8 +46,10 @@ default) and the same agent-step budget and seed. Columns: ``env/s`` = agent-ste
 stepping the VecEnv with random actions (no policy); ``train/s`` = agent-steps per second of
 ``PPO.learn`` (rollouts and updates); ``/cpu-s`` = the same per second of the process's CPU time
 (``time.process_time``), which other people's load on a shared machine disturbs far less than wall
-time; ``x plain`` = train rate over the plain route's, ``x 1t`` over ``plain-1t``'s, ``x 1t cpu``
-the same in CPU time (a 2-thread route spends two CPU-seconds per second); ``learn s`` = its wall
+time; ``x plain`` = train rate over the plain route's in the same round (with ``--repeat``, the
+median of the rounds' ratios; its range follows the row), ``x 1t`` over ``plain-1t``'s,
+``x 1t cpu`` the same in CPU time (a 2-thread route spends two CPU-seconds per second); the other
+columns are per-field medians over rounds; ``learn s`` = its wall
 time; ``proc s`` = the child's whole wall time (imports, env-only run, PPO construction, learning);
 ``peak MiB`` = the child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
 so it includes torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the
@@ -114,6 +116,22 @@ def torch_default_threads() -> int:
     return torch.get_num_threads()
 
 
+def layout(args: argparse.Namespace, route: str) -> tuple[str, int, int | None]:
+    """A route's kind, env copies and n_steps: ``kind@COPIESxN_STEPS`` overrides the defaults
+    (e.g. ``compiled@64x32``: four times the copies, a quarter of the steps, the same rollout
+    size and minibatches)."""
+    kind, _, shape = route.partition("@")
+    if not shape:
+        return kind, args.copies, args.n_steps
+    try:
+        copies, n_steps = (int(x) for x in shape.split("x"))
+    except ValueError:
+        raise SystemExit(
+            f"route {route!r}: expected kind@COPIESxN_STEPS, e.g. compiled@64x32"
+        ) from None
+    return kind, copies, n_steps
+
+
 def run_route(args: argparse.Namespace, route: str) -> dict:
     """Measure one route in this process; returns one JSON-able row."""
     import numpy as np
@@ -129,7 +147,8 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     from marlmod.train import ACTIVATIONS
     from marlmod.vec_env import SharedPolicyVecEnv
 
-    torch.set_num_threads(torch_default_threads() if route == "plain" else 1)
+    kind, copies, n_steps = layout(args, route)
+    torch.set_num_threads(torch_default_threads() if kind == "plain" else 1)
     started_rss = rss_mib()
     constructor = resolve_constructor(args.env)
     kwargs = json.loads(args.env_kwargs)
@@ -138,11 +157,11 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         return constructor(**kwargs)
 
     def make_venv():
-        if route.startswith("plain"):
-            return supersuit_venv(make_env, args.copies)
-        if route == "shared":
-            return SharedPolicyVecEnv([make_env] * args.copies)
-        return batched_venv(make_env, args.copies)
+        if kind.startswith("plain"):
+            return supersuit_venv(make_env, copies)
+        if kind == "shared":
+            return SharedPolicyVecEnv([make_env] * copies)
+        return batched_venv(make_env, copies)
 
     venv = make_venv()
     if venv is None:
@@ -160,12 +179,12 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     venv.close()
 
     ppo, net = PPOConfig(), NetworkConfig()
-    tuned = FAST_B1K if route == "fast-b1k" else {}
-    algorithm = LeanPPO if route in ("lean", "compiled") else PPO
+    tuned = FAST_B1K if kind == "fast-b1k" else {}
+    algorithm = LeanPPO if kind in ("lean", "compiled") else PPO
     model = algorithm(
         "MlpPolicy",
         make_venv(),
-        n_steps=args.n_steps or ppo.n_steps,
+        n_steps=n_steps or ppo.n_steps,
         batch_size=tuned.get("batch_size", args.batch_size or ppo.batch_size),
         n_epochs=ppo.n_epochs,
         learning_rate=tuned.get("learning_rate", ppo.learning_rate),
@@ -181,13 +200,13 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         device="cpu",
         verbose=0,
     )
-    if route == "compiled" and cpp_compiler() is None:
+    if kind == "compiled" and cpp_compiler() is None:
         return {"route": route, "skipped": "torch.compile finds no C++ compiler"}
-    compile_s = compile_update(model) if route == "compiled" else None
+    compile_s = compile_update(model) if kind == "compiled" else None
     tic, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=args.budget, progress_bar=False)
     learn_s, learn_cpu = time.perf_counter() - tic, time.process_time() - cpu
-    checksum = sum(float(p.double().sum()) for p in model.policy.parameters())
+    checksum = sum(float(p.detach().double().sum()) for p in model.policy.parameters())
     peak = rss_mib()
     return {
         "route": route,
@@ -247,12 +266,27 @@ def measure_all(args: argparse.Namespace, routes: list[str]) -> list[dict]:
     memory are comparable and a burst of load hits every route alike; ``--quick`` (a smoke test)
     runs every route in one process to save the imports."""
     if args.quick:
-        return collect(*start(args, routes))
+        return add_ratios(collect(*start(args, routes)))
     rounds = [
-        [row for route in routes for row in collect(*start(args, [route]))]
+        add_ratios([row for route in routes for row in collect(*start(args, [route]))])
         for _ in range(args.repeat)
     ]
     return [median_row([r[i] for r in rounds]) for i in range(len(routes))]
+
+
+def add_ratios(rows: list[dict]) -> list[dict]:
+    """Each route's speed over the plain routes' *in the same round*: a burst of load on the
+    machine then moves numerator and denominator alike, and the median over rounds is of ratios
+    (not a ratio of medians taken from different rounds)."""
+    by_route = {r["route"]: r for r in rows if "skipped" not in r}
+    plain, plain_1t = by_route.get("plain"), by_route.get("plain-1t")
+    for r in by_route.values():
+        if plain:
+            r["x_plain"] = r["train_rate"] / plain["train_rate"]
+        if plain_1t:
+            r["x_plain_1t"] = r["train_rate"] / plain_1t["train_rate"]
+            r["x_plain_1t_cpu"] = r["train_cpu_rate"] / plain_1t["train_cpu_rate"]
+    return rows
 
 
 def median_row(rows: list[dict]) -> dict:
@@ -261,7 +295,9 @@ def median_row(rows: list[dict]) -> dict:
     for key, value in out.items():
         if isinstance(value, float):
             out[key] = statistics.median(r[key] for r in rows)
-    out["train_range"] = (min(r["train_rate"] for r in rows), max(r["train_rate"] for r in rows))
+    for key in ("train_rate", "x_plain"):
+        if key in out:
+            out[f"{key}_range"] = (min(r[key] for r in rows), max(r[key] for r in rows))
     return out
 
 
@@ -283,28 +319,23 @@ COLUMNS = (  # header, row key, format
 
 
 def format_table(rows: list[dict]) -> str:
-    def row(name: str) -> dict | None:
-        return next((r for r in rows if r["route"] == name and "skipped" not in r), None)
-
-    plain, plain_1t = row("plain"), row("plain-1t")
-    head = f"{'route':<9}" + "".join(f"{h:>12}" for h, _, _ in COLUMNS) + "  weights"
+    head = f"{'route':<15}" + "".join(f"{h:>12}" for h, _, _ in COLUMNS) + "  weights"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"{r['route']:<9}  skipped: {r['skipped']}")
+            lines.append(f"{r['route']:<15}  skipped: {r['skipped']}")
             continue
-        if plain:
-            r["x_plain"] = r["train_rate"] / plain["train_rate"]
-        if plain_1t:
-            r["x_plain_1t"] = r["train_rate"] / plain_1t["train_rate"]
-            r["x_plain_1t_cpu"] = r["train_cpu_rate"] / plain_1t["train_cpu_rate"]
         cells = "".join(
             f"{format(r[key], fmt) if key in r else '-':>12}" for _, key, fmt in COLUMNS
         )
-        lines.append(f"{r['route']:<9}{cells}  {r['weights']}")
-        if "train_range" in r and r["train_range"][0] != r["train_range"][1]:
-            low, high = r["train_range"]
-            lines[-1] += f"  (train/s {low:,.0f}-{high:,.0f})"
+        lines.append(f"{r['route']:<15}{cells}  {r['weights']}")
+        if "train_rate_range" in r and r["train_rate_range"][0] != r["train_rate_range"][1]:
+            low, high = r["train_rate_range"]
+            lines[-1] += f"  (train/s {low:,.0f}-{high:,.0f}"
+            if "x_plain_range" in r:
+                low, high = r["x_plain_range"]
+                lines[-1] += f", x plain {low:.2f}-{high:.2f}"
+            lines[-1] += ")"
     return "\n".join(lines)
 
 
@@ -314,6 +345,10 @@ def main(argv: list[str] | None = None) -> None:
         for route in args.child.split(","):
             print(json.dumps(run_route(args, route)), flush=True)
         return
+    routes = args.routes.split(",")
+    for route in routes:
+        if layout(args, route)[0] not in ROUTES + EXTRA_ROUTES:
+            raise SystemExit(f"unknown route {route!r}; valid: {', '.join(ROUTES + EXTRA_ROUTES)}")
     load = os.getloadavg()
     print(
         f"env {args.env} {args.env_kwargs} | {args.copies} copies | budget {args.budget:,} "
@@ -322,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.quick:
         print("--quick: a smoke test (all routes in one process); the numbers mean nothing")
-    print(format_table(measure_all(args, args.routes.split(","))))
+    print(format_table(measure_all(args, routes)))
     if not args.no_locate:
         locate = [sys.executable, str(ROOT / "benchmarks" / "locate_scale.py")]
         sys.stdout.flush()

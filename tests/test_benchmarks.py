@@ -18,9 +18,11 @@ def run_script(*argv: str) -> str:
 
 
 def test_throughput_quick_prints_every_route() -> None:
-    out = run_script("benchmarks/throughput.py", "--quick", "--no-locate")
+    routes = "plain,plain-1t,shared,fast,lean,compiled,lean@4x16"
+    out = run_script("benchmarks/throughput.py", "--quick", "--no-locate", "--routes", routes)
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert {"plain", "plain-1t", "shared", "fast", "lean"} <= rows.keys()
+    assert set(routes.split(",")) <= rows.keys()
+    assert rows["lean@4x16"][-1] != rows["lean"][-1]  # its own layout: other data, other weights
     # Same seed, same trajectories, same update arithmetic: every single-threaded route trains
     # exactly the same policy (LeanPPO included).
     assert rows["plain-1t"][-1] == rows["shared"][-1] == rows["fast"][-1] == rows["lean"][-1]
