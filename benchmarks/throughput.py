@@ -73,7 +73,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROUTES = ("plain", "plain-1t", "shared", "fast", "lean", "compiled")
+ROUTES = ("plain", "plain-1t", "shared", "fast", "lean", "compiled", "compiled@64x32")
 EXTRA_ROUTES = ("fast-b1k",)
 # Not a default (it learns less capability; see the module docstring): 4× minibatch and lr.
 FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
