@@ -29,11 +29,20 @@ caches never help another:
     with the rollout and update loops written out, bitwise the same training
     (``tests/test_lean_ppo.py``).
 ``compiled``
-    ``lean`` with ``ppo.compile`` (``marlmod.compiled_update``): the loss compiled by
-    ``torch.compile`` and Adam's fused kernel — faster, no longer bitwise SB3 (its learning
-    quality: ``benchmarks/learning_quality.py`` with a ``+compile`` setting). Compiling happens
-    before the timed ``learn`` (on dummy tensors, so the trajectory is untouched) and is reported
-    as ``compile s``.
+    ``lean`` with ``ppo.compile`` (``marlmod.compiled_update``): each minibatch step — loss
+    gradient, gradient clipping and Adam — compiled by ``torch.compile`` into one graph; faster,
+    no longer bitwise SB3 (its learning quality: ``benchmarks/learning_quality.py`` with a
+    ``+compile`` setting). Compiling happens before the timed ``learn`` (on copies of the
+    weights, so the trajectory is untouched) and is reported as ``compile s``.
+``compiled@64x32``
+    ``compiled`` with 64 env copies × n_steps 32 instead of 16 × 128: the same 4,096-sample
+    rollouts, minibatches and epochs, but a quarter as many env steps and policy calls per
+    rollout, each on four times the rows. Any route takes ``@COPIESxN_STEPS``. Its learning
+    quality against the plain route's 16 × 128 was measured (README, "Benchmarks").
+``compiled@64x32*2``
+    two processes of ``compiled@64x32`` at once, as ``marlmod run`` with ``workers: 2`` trains
+    two cells at once on a 2-core machine; rates are summed over the processes (per CPU-second:
+    total steps over total CPU time), memory too. Any route takes ``*K``.
 ``fast-b1k`` (only when named in ``--routes``)
     the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
     minibatches. Shown for what the speed would be, *not* a default:
@@ -42,21 +51,21 @@ caches never help another:
 
 Every route but ``fast-b1k`` gets the same PPO hyperparameters (``PPOConfig``/``NetworkConfig``
 defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs), ``--copies`` env copies (16 by
-default) and the same agent-step budget and seed. Columns: ``env/s`` = agent-steps per second
-stepping the VecEnv with random actions (no policy); ``train/s`` = agent-steps per second of
-``PPO.learn`` (rollouts and updates); ``/cpu-s`` = the same per second of the process's CPU time
-(``time.process_time``), which other people's load on a shared machine disturbs far less than wall
-time; ``x plain`` = train rate over the plain route's in the same round (with ``--repeat``, the
-median of the rounds' ratios; its range follows the row), ``x 1t`` over ``plain-1t``'s,
-``x 1t cpu`` the same in CPU time (a 2-thread route spends two CPU-seconds per second); the other
-columns are per-field medians over rounds; ``learn s`` = its wall
-time; ``proc s`` = the child's whole wall time (imports, env-only run, PPO construction, learning);
-``peak MiB`` = the child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
-so it includes torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the
-imports; ``weights`` = a checksum of the trained policy: equal checksums mean the routes learnt
-exactly the same policy (``plain`` may differ in the last digits: two threads add up matrix
-products in another order). The table ends with the locating benchmark
-(``benchmarks/locate_scale.py``) unless ``--no-locate``.
+default) and the same agent-step budget and seed, unless its name sets another layout. Columns:
+``env/s`` = agent-steps per second stepping the VecEnv with random actions (no policy); ``train/s``
+= agent-steps per second of ``PPO.learn`` (rollouts and updates); ``/cpu-s`` = the same per second
+of the process's CPU time (``time.process_time``), which other people's load on a shared machine
+disturbs far less than wall time; ``x plain`` = train rate over the plain route's in the same round
+(with ``--repeat``, the median of the rounds' ratios; its range follows the row), ``x 1t`` over
+``plain-1t``'s, ``x 1t cpu`` the same in CPU time (a 2-thread route spends two CPU-seconds per
+second); the other columns are per-field medians over rounds; ``learn s`` = its wall time; ``proc
+s`` = the child's whole wall time (imports, env-only run, PPO construction, learning); ``peak MiB``
+= the child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes
+torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the imports;
+``weights`` = a checksum of the trained policy: equal checksums mean the routes learnt exactly the
+same policy (``plain`` may differ in the last digits: two threads add up matrix products in another
+order). The table ends with the locating benchmark (``benchmarks/locate_scale.py``) unless
+``--no-locate``.
 """
 
 from __future__ import annotations
@@ -73,8 +82,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROUTES = ("plain", "plain-1t", "shared", "fast", "lean", "compiled", "compiled@64x32")
-EXTRA_ROUTES = ("fast-b1k",)
+ROUTES = (
+    "plain",
+    "plain-1t",
+    "shared",
+    "fast",
+    "lean",
+    "compiled",
+    "compiled@64x32",
+    "compiled@64x32*2",
+)
+KINDS = ("plain", "plain-1t", "shared", "fast", "lean", "compiled", "fast-b1k")
 # Not a default (it learns less capability; see the module docstring): 4× minibatch and lr.
 FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
 GATHERING = "marlmod/gathering-v0"
@@ -116,11 +134,19 @@ def torch_default_threads() -> int:
     return torch.get_num_threads()
 
 
+def processes(route: str) -> tuple[str, int]:
+    """A route without its ``*K`` suffix, and K: how many copies of it run at once."""
+    base, _, count = route.partition("*")
+    if count and not (count.isdigit() and int(count) >= 1):
+        raise SystemExit(f"route {route!r}: expected ROUTE*K with K a whole number, e.g. lean*2")
+    return base, int(count or 1)
+
+
 def layout(args: argparse.Namespace, route: str) -> tuple[str, int, int | None]:
     """A route's kind, env copies and n_steps: ``kind@COPIESxN_STEPS`` overrides the defaults
     (e.g. ``compiled@64x32``: four times the copies, a quarter of the steps, the same rollout
     size and minibatches)."""
-    kind, _, shape = route.partition("@")
+    kind, _, shape = processes(route)[0].partition("@")
     if not shape:
         return kind, args.copies, args.n_steps
     try:
@@ -267,11 +293,44 @@ def measure_all(args: argparse.Namespace, routes: list[str]) -> list[dict]:
     runs every route in one process to save the imports."""
     if args.quick:
         return add_ratios(collect(*start(args, routes)))
-    rounds = [
-        add_ratios([row for route in routes for row in collect(*start(args, [route]))])
-        for _ in range(args.repeat)
-    ]
+    rounds = [add_ratios([measure(args, route) for route in routes]) for _ in range(args.repeat)]
     return [median_row([r[i] for r in rounds]) for i in range(len(routes))]
+
+
+def measure(args: argparse.Namespace, route: str) -> dict:
+    """One route's row; ``ROUTE*K`` runs K processes of ROUTE at once (as ``marlmod run`` with K
+    workers trains K cells at once) and reports their combined rates."""
+    base, count = processes(route)
+    started = [start(args, [base]) for _ in range(count)]
+    rows = [row for proc in started for row in collect(*proc)]
+    return rows[0] if count == 1 else combined(route, rows)
+
+
+def combined(route: str, rows: list[dict]) -> dict:
+    """Rows of processes that ran at the same time, as one: agent-steps/s add up over processes;
+    per CPU-second it is total steps over total CPU time (every process does the same steps, so
+    the harmonic mean); memory adds up."""
+    if any("skipped" in r for r in rows):
+        return {"route": route, "skipped": rows[0].get("skipped", "a process skipped")}
+
+    def per_cpu_second(key: str) -> float:
+        return len(rows) / sum(1 / r[key] for r in rows)
+
+    out = {
+        "route": route,
+        "threads": sum(r["threads"] for r in rows),
+        "env_rate": sum(r["env_rate"] for r in rows),
+        "env_cpu_rate": per_cpu_second("env_cpu_rate"),
+        "train_rate": sum(r["train_rate"] for r in rows),
+        "train_cpu_rate": per_cpu_second("train_cpu_rate"),
+        "weights": rows[0]["weights"],
+    }
+    for key, merge in (("learn_s", max), ("proc_s", max), ("compile_s", max)):
+        if key in rows[0]:
+            out[key] = merge(r[key] for r in rows)
+    for key in ("peak_mib", "above_imports_mib"):
+        out[key] = sum(r[key] for r in rows)
+    return out
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:
@@ -347,8 +406,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     routes = args.routes.split(",")
     for route in routes:
-        if layout(args, route)[0] not in ROUTES + EXTRA_ROUTES:
-            raise SystemExit(f"unknown route {route!r}; valid: {', '.join(ROUTES + EXTRA_ROUTES)}")
+        if layout(args, route)[0] not in KINDS:
+            raise SystemExit(
+                f"unknown route {route!r}; valid: {', '.join(KINDS)}, each optionally followed "
+                "by @COPIESxN_STEPS and *PROCESSES"
+            )
     load = os.getloadavg()
     print(
         f"env {args.env} {args.env_kwargs} | {args.copies} copies | budget {args.budget:,} "

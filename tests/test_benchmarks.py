@@ -42,3 +42,16 @@ def test_learning_quality_compares_settings_across_worker_processes() -> None:
     rows = [line.split() for line in out.splitlines() if line.startswith("2:16:32")]
     assert [row[0] for row in rows] == ["2:16:32", "2:16:32:0.001"]
     assert rows[0][4] == "-" and rows[1][4] != "-"  # differences are against the first setting
+
+
+def test_concurrent_processes_are_reported_as_one_route() -> None:
+    """``ROUTE*2`` runs two processes at once and sums their rates (not a quick run: real
+    subprocesses, tiny budgets)."""
+    out = run_script(
+        "benchmarks/throughput.py",
+        *("--routes", "lean,lean*2", "--copies", "2", "--budget", "256", "--env-steps", "512"),
+        *("--n-steps", "32", "--batch-size", "64", "--no-locate"),
+    )
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["lean*2"][5] == "2"  # threads: one per process
+    assert rows["lean*2"][-1] == rows["lean"][-1]  # the same training, twice
