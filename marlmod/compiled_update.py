@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -56,13 +57,19 @@ def cpp_compiler() -> str | None:
         return None
 
 
+class Minibatch(NamedTuple):
+    """The rollout samples one PPO step trains on (flat, env-major like SB3's buffer)."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    old_log_prob: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
 def ppo_loss(
     params: Sequence[torch.Tensor],
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    old_log_prob: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
+    batch: Minibatch,
     arch: Architecture,
     clip_range: float | torch.Tensor,
     ent_coef: float,
@@ -70,16 +77,17 @@ def ppo_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SB3's PPO loss (clipped surrogate + value + entropy, advantages normalised per minibatch)
     and its logged statistics ``[policy, clip fraction, value, entropy, approx KL]``."""
-    values, log_probs = policy_outputs(params, obs, arch)
-    log_prob = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    values, log_probs = policy_outputs(params, batch.observations, arch)
+    log_prob = log_probs.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(log_probs * log_probs.exp()).sum(-1)
+    advantages = batch.advantages
     if len(advantages) > 1:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    log_ratio = log_prob - old_log_prob
+    log_ratio = log_prob - batch.old_log_prob
     ratio = torch.exp(log_ratio)
     clipped = torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
     policy_loss = -torch.min(advantages * ratio, advantages * clipped).mean()
-    value_loss = F.mse_loss(returns, values)
+    value_loss = F.mse_loss(batch.returns, values)
     entropy_loss = -entropy.mean()
     loss = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
     stats = torch.stack(
@@ -138,11 +146,7 @@ def check_adam(optimizer: torch.optim.Optimizer) -> None:
 
 def ppo_step(
     adam: AdamTensors,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    old_log_prob: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
+    batch: Minibatch,
     arch: Architecture,
     lr: torch.Tensor,
     clip_range: torch.Tensor,
@@ -156,10 +160,7 @@ def ppo_step(
     ``torch.optim.Adam``'s update (no weight decay). Returns the loss and ``ppo_loss``'s stats."""
 
     def loss_of(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return ppo_loss(
-            params, obs, actions, old_log_prob, advantages, returns, arch, clip_range,
-            ent_coef, vf_coef,
-        )  # fmt: skip
+        return ppo_loss(params, batch, arch, clip_range, ent_coef, vf_coef)
 
     grads, (loss, stats) = torch.func.grad_and_value(loss_of, has_aux=True)(adam.params)
     norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])

@@ -34,7 +34,13 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.distributions import Categorical
 from torch.nn import functional as F
 
-from marlmod.compiled_update import AdamTensors, as_optimizer_step, compiled_ppo_step, cpp_compiler
+from marlmod.compiled_update import (
+    AdamTensors,
+    Minibatch,
+    as_optimizer_step,
+    compiled_ppo_step,
+    cpp_compiler,
+)
 from marlmod.errors import MarlmodError
 from marlmod.functional_policy import (
     architecture,
@@ -323,14 +329,14 @@ class LeanPPO(PPO):
         steps = [torch.tensor(0.0) for _ in params]  # as many as the real state: no recompile
         adam = AdamTensors(params, zeros, [z.clone() for z in zeros], steps)
         rows, dim = self.batch_size, self.observation_space.shape[0]
-        batch = (
+        batch = Minibatch(
             torch.zeros(rows, dim),
             torch.zeros(rows, dtype=torch.long),
             torch.zeros(rows),
             torch.linspace(-1, 1, rows),
             torch.zeros(rows),
         )
-        compiled_ppo_step()(adam, *batch, **self._compiled_settings(self.clip_range(1.0)))
+        compiled_ppo_step()(adam, batch, **self._compiled_settings(self.clip_range(1.0)))
 
     def _compiled_step(self, clip_range: float) -> Callable[..., tuple[torch.Tensor, np.ndarray]]:
         """One minibatch step through ``marlmod.compiled_update``, for this update's settings."""
@@ -346,7 +352,7 @@ class LeanPPO(PPO):
 
             def update() -> None:
                 try:
-                    out.extend(step(adam, *(batch[k] for k in ROLLOUT_FIELDS), **settings))
+                    out.extend(step(adam, Minibatch(**batch), **settings))
                 except Exception as err:  # inductor's errors have no common base class
                     raise MarlmodError(
                         f"ppo.compile: torch.compile failed ({type(err).__name__}: {err}); it "
@@ -384,9 +390,6 @@ class LeanPPO(PPO):
         self.logger.record("train/explained_variance", explained_var)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
-
-
-ROLLOUT_FIELDS = ("observations", "actions", "old_log_prob", "advantages", "returns")
 
 
 def _flat_rollout(buffer: RolloutBuffer) -> dict[str, torch.Tensor]:

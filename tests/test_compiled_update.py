@@ -15,7 +15,7 @@ import marlmod.functional_policy as functional_policy
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.lean_ppo import ROLLOUT_FIELDS, _flat_rollout
+from marlmod.lean_ppo import _flat_rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels
 from marlmod.train import build_model, learn, load_model, save_model
 
@@ -50,7 +50,7 @@ def test_functional_loss_and_gradients_equal_sb3s(tiny_scenario: Scenario) -> No
     policy.zero_grad()
     loss, stats = compiled_update.ppo_loss(
         params,
-        *(batch[k] for k in ("observations", "actions", "old_log_prob", "advantages", "returns")),
+        compiled_update.Minibatch(**batch),
         functional_policy.architecture(policy),
         0.2,
         model.ent_coef,
@@ -78,9 +78,7 @@ def test_fused_step_equals_loss_backward_clip_and_adam(tiny_scenario: Scenario) 
     steps_before = float(adam.steps[0])
     for start in (0, 16, 32):
         batch = {k: v[start : start + 16] for k, v in data.items()}
-        loss, stats = compiled_update.ppo_step(
-            adam, *(batch[k] for k in ROLLOUT_FIELDS), **settings
-        )
+        loss, stats = compiled_update.ppo_step(adam, compiled_update.Minibatch(**batch), **settings)
         losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
         reference.policy.optimizer.zero_grad()
         want, _ = reference._minibatch_loss(batch, 0.2, losses)
