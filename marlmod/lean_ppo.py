@@ -121,6 +121,11 @@ class LeanPPO(PPO):
             )
         if self.target_kl is not None:
             raise MarlmodError("ppo.compile steps before it sees the KL; it needs target_kl=None")
+        if not self.normalize_advantage:
+            raise MarlmodError(
+                "ppo.compile normalises advantages per minibatch, as SB3 does by "
+                "default; it needs normalize_advantage=True"
+            )
         AdamTensors.of(self.policy.optimizer, parameters_in_order(self.policy))  # checks Adam
         if cpp_compiler() is None:
             raise MarlmodError(

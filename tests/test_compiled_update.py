@@ -207,3 +207,7 @@ def test_compile_refuses_what_the_fused_step_does_not_implement(tiny_scenario: S
     model.target_kl = 0.01
     with pytest.raises(MarlmodError, match="target_kl=None"):
         model.use_compiled_update()
+    model = build_model(tiny_scenario, resolve_env(tiny_scenario.env).factory(1.0), seed=0)
+    model.normalize_advantage = False
+    with pytest.raises(MarlmodError, match="normalize_advantage=True"):
+        model.use_compiled_update()
