@@ -36,8 +36,8 @@ from torch.nn import functional as F
 from marlmod.errors import MarlmodError
 from marlmod.functional_policy import Architecture, policy_outputs
 
-# Adam settings the fused step implements; anything else is refused by ``check_adam``.
-UNSUPPORTED_ADAM = {
+# The Adam settings ``ppo_step`` implements; ``check_adam`` refuses any other value.
+ADAM_AS_IMPLEMENTED = {
     "weight_decay": 0,
     "amsgrad": False,
     "maximize": False,
@@ -139,7 +139,7 @@ def check_adam(optimizer: torch.optim.Optimizer) -> None:
     if len(optimizer.param_groups) != 1:
         raise MarlmodError("ppo.compile needs one Adam parameter group")
     group = optimizer.param_groups[0]
-    for key, supported in UNSUPPORTED_ADAM.items():
+    for key, supported in ADAM_AS_IMPLEMENTED.items():
         if group.get(key, supported) != supported:
             raise MarlmodError(f"ppo.compile implements Adam with {key}={supported} only")
 
@@ -166,8 +166,8 @@ def ppo_step(
     norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])
     clip_coef = torch.clamp(max_grad_norm / (torch.linalg.vector_norm(norms) + 1e-6), max=1.0)
     beta1, beta2 = betas
-    for step in adam.steps:
-        step.add_(1)
+    for count in adam.steps:  # Adam keeps one step count per parameter; they move together
+        count.add_(1)
     step = adam.steps[0]
     step_size = lr / (1 - beta1**step)
     bias_correction2_sqrt = torch.sqrt(1 - beta2**step)
