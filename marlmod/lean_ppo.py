@@ -38,6 +38,7 @@ from marlmod.compiled_update import (
     AdamTensors,
     Minibatch,
     as_optimizer_step,
+    check_adam,
     compiled_ppo_step,
     cpp_compiler,
 )
@@ -126,7 +127,7 @@ class LeanPPO(PPO):
                 "ppo.compile normalises advantages per minibatch, as SB3 does by "
                 "default; it needs normalize_advantage=True"
             )
-        AdamTensors.of(self.policy.optimizer, parameters_in_order(self.policy))  # checks Adam
+        check_adam(self.policy.optimizer)
         if cpp_compiler() is None:
             raise MarlmodError(
                 "ppo.compile needs a C++ compiler for torch.compile (none found; set CXX or "
