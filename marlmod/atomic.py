@@ -54,3 +54,15 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise MarlmodError(f"corrupt results file {path}: {err}; delete it to recompute") from err
+
+
+def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
+    """A stage's stored JSON result, computed and written atomically first if it is absent.
+
+    Every stage of a run is cached this way, so an interrupted run resumes where it stopped and
+    a finished one reruns without computing anything. What is returned is always what was read
+    back from disk, so a fresh result and a resumed one are the same values.
+    """
+    if not path.is_file():
+        write_json(path, compute())
+    return read_json(path)

@@ -28,7 +28,7 @@ VARIANTS = ("released", "weights", "action_head")
 ACTION_HEAD_MARK = "†"  # appended to action-head cells' names in tables for people
 
 # Where the two pretrained models of a seed live. The bonus-0 control is not under "control/":
-# that is the `control` strategy's cell directory (see ``SeedRun.migrate_legacy_control``).
+# that is the `control` strategy's cell directory (older runs kept it there: ``marlmod.migrate``).
 MODEL_STAGES = {"pretrain": "pretrain", "control": "control_model"}
 
 

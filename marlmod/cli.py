@@ -78,6 +78,20 @@ def validate(config: Path = typer.Argument(..., help="Scenario YAML to check")) 
     typer.echo(f"{config}: ok (config hash {scenario.digest})")
 
 
+@app.command()
+def migrate(
+    run_dir: Path = typer.Argument(..., help="A run directory made by an older marlmod"),
+) -> None:
+    """Bring a run directory made by an older marlmod to the current layout (retrains only what
+    older versions did not keep, checked against the stored results)."""
+    from marlmod.migrate import migrate_run
+
+    done = migrate_run(run_dir)
+    for line in done:
+        typer.echo(line)
+    typer.echo(f"{run_dir}: {'migrated' if done else 'already current'}")
+
+
 @app.command("check-env")
 def check_env(
     env: str = typer.Argument(

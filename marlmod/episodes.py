@@ -14,12 +14,12 @@ import torch
 from stable_baselines3.common.policies import BasePolicy
 
 from marlmod.atomic import read_json, write_with
+from marlmod.cells import NO_PRUNE
 from marlmod.config import parse_scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
-from marlmod.pipeline import EVAL_SEED_OFFSET, NO_PRUNE, SeedRun
-from marlmod.prune import apply_masks
-from marlmod.train import load_model
+from marlmod.migrate import check_layout
+from marlmod.pipeline import EVAL_SEED_OFFSET, SeedRun
 
 SCALE = 3  # pixels per env pixel: Gathering's frames are small
 
@@ -53,25 +53,17 @@ def write_episode_gifs(
     if not info.is_file():
         raise MarlmodError(f"{run_dir} is not a run directory (no run.json)")
     scenario = parse_scenario(read_json(info)["config"], source=str(info))
+    check_layout(run_dir)
     run = SeedRun(scenario, seed, run_dir)
-    cell_dir = run.dir / strategy
-    kept = (cell_dir / "model.zip").is_file()
-    if not kept and not (cell_dir / "cell.json").is_file():
+    if not (run.dir / strategy / "model.zip").is_file():
         raise MarlmodError(
             f"no retrained model for strategy {strategy!r} in {run.dir}; run the scenario first"
         )
-    pretrained, _ = run.pretrained("pretrain")
     render_env = run.env.factory(0.0, render_mode="rgb_array")
-    stages = {"before": load_model(pretrained, scenario, run.cooperative, seed)}
+    stages = {"before": run.pretrained_model()}
     if strategy != NO_PRUNE:
-        pruned = load_model(pretrained, scenario, run.cooperative, seed)
-        apply_masks(pruned.policy, run.prune_for(strategy, pruned))
-        stages["pruned"] = pruned
-    stages["retrained"] = (
-        load_model(cell_dir / "model.zip", scenario, run.cooperative, seed)
-        if kept
-        else run.retrained_model(strategy)  # older cells: retrained again, checked vs curve
-    )
+        stages["pruned"] = run.pruned_model(strategy)[0]
+    stages["retrained"] = run.load(run.dir / strategy / "model.zip")
     written = []
     for stage, model in stages.items():
         frames = episode_frames(

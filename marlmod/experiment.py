@@ -22,8 +22,10 @@ from marlmod.atomic import read_json, write_json
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.pipeline import run_seed, run_shared, run_task, seed_tasks
+from marlmod.migrate import check_layout
+from marlmod.pipeline import run_seed, run_shared, run_task
 from marlmod.report import write_report
+from marlmod.tasks import seed_tasks
 
 MIN_FREE_BYTES = 256 * 2**20  # a 5-seed scenario writes ~60 MiB; refuse before, not midway
 PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
@@ -42,7 +44,7 @@ def run_scenario(
     """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary.
 
     Work is split into tasks: each seed's shared stages (pretraining, control, recordings,
-    prunes), then each of its cells and extras (``pipeline.seed_tasks``). ``local`` runs them in
+    prunes), then each of its cells and extras (``marlmod.tasks``). ``local`` runs them in
     worker processes on this machine (one worker: each seed in turn, in this process); ``ray``
     submits them as Ray tasks (to ``ray_address``, or a Ray instance started here), which needs
     ``out_root`` on a filesystem every Ray node shares. Both run the same task functions, so they
@@ -125,8 +127,8 @@ def run_fanned_out(
             seed = shared_of.pop(handle, None)
             if seed is not None:  # a seed's shared stages are done: fan out its tasks
                 pending |= {
-                    pool.submit(run_task, scenario, seed, run_dir, name)
-                    for name in seed_tasks(scenario)
+                    pool.submit(run_task, scenario, seed, run_dir, task)
+                    for task in seed_tasks(scenario)
                 }
 
 
@@ -179,6 +181,7 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
                 f"{run_dir} holds results of a different config (hash {previous}, this one "
                 f"{scenario.digest}); choose another --out or delete that directory"
             )
+        check_layout(run_dir)
         return
     write_json(
         info_path,

@@ -26,20 +26,20 @@ Layout of one seed's directory::
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marlmod.atomic import read_json, write_json, write_with
-from marlmod.cells import MODEL_STAGES, NO_PRUNE, Cell, scenario_cells
-from marlmod.clusterability import clusterability, policy_weights
+from marlmod.atomic import cached_json, write_with
+from marlmod.cells import MODEL_STAGES, Cell, scenario_cells
 from marlmod.config import Scenario
-from marlmod.environments import ResolvedEnv, resolve_env
+from marlmod.environments import EnvFactory, ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.locate import Evidence, score_units, top_units
+from marlmod.metrics import Curve, Metrics, curve_from_json, curve_to_json, measure
 from marlmod.modularity import WiringCost
 from marlmod.prune import (
     ACTION_HEAD,
@@ -54,34 +54,20 @@ from marlmod.prune import (
     zeroed,
 )
 from marlmod.record import activations_on
+from marlmod.retrain import train_with_curve
 from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.strategies.per_weight import per_weight_scores, top_weights
+from marlmod.tasks import SeedTask, seed_tasks
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
-# NO_PRUNE is re-exported: older imports name it here.
-__all__ = ["NO_PRUNE", "SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
+__all__ = ["SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
 EVAL_SEED_OFFSET = 10_000
 RECORD_SEED_OFFSET = 20_000
 
 
-@dataclass(frozen=True)
-class Metrics:
-    trait_rate: float
-    task_return: float
-    role_returns: dict[str, float] = field(default_factory=dict)  # task return per role
-
-
-@dataclass(frozen=True)
-class CurvePoint:
-    steps: int
-    trait_rate: float
-    task_return: float
-    role_returns: dict[str, float] = field(default_factory=dict)
-
-
 class SeedRun:
-    """All stages of one seed, each cached on disk."""
+    """All stages of one seed, each cached on disk (``marlmod.atomic.cached_json``)."""
 
     def __init__(
         self, scenario: Scenario, seed: int, run_dir: Path, env: ResolvedEnv | None = None
@@ -94,31 +80,31 @@ class SeedRun:
         self.aggressive = self.env.factory(scenario.env.bonus)
         self.cooperative = self.env.factory(0.0)
 
-    # ---------------------------------------------------------------- evaluation
+    # ---------------------------------------------------------------- models
     def evaluate(self, model: PPO) -> Metrics:
+        """Trait rate and task return on the seed's evaluation episodes (cooperative env, the
+        same episodes for every model of the seed, so differences between models are paired)."""
         ev = self.scenario.evaluation
-        result = rollout(
+        return measure(
             model.policy,
             self.cooperative,
             ev.episodes,
             EVAL_SEED_OFFSET + self.seed,
             self.trait,
+            self.scenario.env.trait_role,
             ev.deterministic,
         )
-        return Metrics(
-            result.trait_rate(self.scenario.env.trait_role),
-            result.task_return,
-            result.task_return_by_role(),
-        )
 
-    # ---------------------------------------------------------------- pretraining
+    def load(self, path: Path, make_env: EnvFactory | None = None) -> PPO:
+        """A stored model of this seed on fresh envs (the cooperative variant by default)."""
+        return load_model(path, self.scenario, make_env or self.cooperative, self.seed)
+
     def pretrained(self, name: str) -> tuple[Path, Metrics]:
         """Train (or reuse) the ``pretrain`` (bonus on) or ``control`` (bonus off) model."""
         stage = self.dir / MODEL_STAGES[name]
-        path, metrics_path = stage / "model.zip", stage / "metrics.json"
-        if name == "control" and not metrics_path.is_file():
-            self.migrate_legacy_control(stage)
-        if not metrics_path.is_file():
+        path = stage / "model.zip"
+
+        def train() -> dict:
             make_env = self.aggressive if name == "pretrain" else self.cooperative
             method = self.scenario.pretrain.method if name == "pretrain" else "plain"
             buffer = RoutedRolloutBuffer if method == "routing" else None
@@ -126,31 +112,17 @@ class SeedRun:
             callback = self.pretrain_callback(method)
             learn(self.logged(model), self.scenario.pretrain_steps, callback, log_name=name)
             save_model(model, path)
-            write_json(metrics_path, asdict(self.evaluate(model)))
-        return path, Metrics(**read_json(metrics_path))
+            return self.evaluate(model).to_json()
 
-    def migrate_legacy_control(self, stage: Path) -> None:
-        """Runs made before the ``control_model/`` stage kept the control model in ``control/``,
-        the ``control`` strategy's cell directory, whose retrained model then overwrote it.
+        return path, Metrics.from_json(cached_json(stage / "metrics.json", train))
 
-        An intact legacy model is copied over; an overwritten one is left for ``pretrained`` to
-        retrain (training is deterministic, so it is the same model) and the clusterability
-        computed from the overwritten file is dropped so it is recomputed from the right net.
-        """
-        legacy = self.dir / "control"
-        if not (legacy / "metrics.json").is_file():
-            return
-        if (legacy / "cell.json").is_file() or (legacy / "prune.json").is_file():
-            (self.dir / "clusterability.json").unlink(missing_ok=True)
-            return
-        model_bytes = (legacy / "model.zip").read_bytes()
-        write_with(stage / "model.zip", lambda tmp: tmp.write_bytes(model_bytes))
-        write_json(stage / "metrics.json", read_json(legacy / "metrics.json"))
+    def pretrained_model(self) -> PPO:
+        """The model trained with the misbehaviour bonus, loaded onto cooperative envs."""
+        return self.load(self.pretrained("pretrain")[0])
 
     def control_model(self) -> PPO:
         """The bonus-0 control, trained if needed, loaded onto cooperative envs."""
-        path, _ = self.pretrained("control")
-        return load_model(path, self.scenario, self.cooperative, self.seed)
+        return self.load(self.pretrained("control")[0])
 
     def pretrain_callback(self, method: str) -> BaseCallback | None:
         """What makes ``pretrain.method`` differ from plain PPO, as a training callback."""
@@ -178,14 +150,14 @@ class SeedRun:
         width = self.scenario.network.hidden[self.scenario.network.policy_layers.index(layer)]
         return designated_units(width, self.scenario.pretrain.routed_fraction)
 
-    def scratch_curve(self) -> list[CurvePoint]:
+    def scratch_curve(self) -> Curve:
         """A fresh network trained cooperatively on the retraining budget: the capability bar."""
-        path = self.dir / "scratch" / "curve.json"
-        if not path.is_file():
+
+        def train() -> list[dict]:
             model = build_model(self.scenario, self.cooperative, self.seed)
-            curve = self._train_with_curve(model, None, "scratch")
-            write_json(path, [asdict(p) for p in curve])
-        return [CurvePoint(**p) for p in read_json(path)]
+            return curve_to_json(self.train_with_curve(model, None, "scratch"))
+
+        return curve_from_json(cached_json(self.dir / "scratch" / "curve.json", train))
 
     # ---------------------------------------------------------------- locate and prune
     def record(self, model: PPO, layers: list[str]) -> tuple[Rollout, np.ndarray]:
@@ -253,12 +225,13 @@ class SeedRun:
         An action-head cell scores the logits; every other cell the hidden layer's units."""
         cell = Cell.parse(name)
         name = cell.name if cell.action_head else cell.strategy
-        path = self.dir / name / "scores.json"
-        if not path.is_file():
+
+        def score() -> list[float]:
             rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
             ev = self.head_evidence(model) if cell.action_head else self.evidence(model)
-            write_json(path, score_units(cell.strategy, ev, rng).tolist())
-        return np.asarray(read_json(path), dtype=np.float64)
+            return score_units(cell.strategy, ev, rng).tolist()
+
+        return np.asarray(cached_json(self.dir / name / "scores.json", score), dtype=np.float64)
 
     def build_prune(self, cell: Cell, model: PPO, fraction: float) -> Prune:
         """What ``cell`` removes at ``fraction``: the top units (or logits) by its strategy's
@@ -289,169 +262,73 @@ class SeedRun:
             save_prune(prune, masks_for(model.policy, prune), stage)
         return load_prune(stage)[1]
 
-    def sweep(self, strategy: str) -> list[dict]:
-        """Trait rate and task return right after pruning at each ``prune.sweep`` fraction."""
-        path = self.dir / strategy / "sweep.json"
-        if not path.is_file():
-            model_path, _ = self.pretrained("pretrain")
-            points = []
-            for fraction in self.scenario.prune.sweep:
-                model = load_model(model_path, self.scenario, self.cooperative, self.seed)
-                apply_masks(model.policy, self.prune_for(strategy, model, fraction))
-                metrics = self.evaluate(model)
-                points.append({"fraction": fraction, **asdict(metrics)})
-            write_json(path, points)
-        return read_json(path)
-
-    def clusterability(self) -> dict:
-        """Filan et al.'s n-cut of the pretrained and control policy nets vs their shuffles."""
-        path = self.dir / "clusterability.json"
-        if not path.is_file():
-            out = {}
-            for name in ("pretrain", "control"):
-                model_path, _ = self.pretrained(name)
-                policy = load_model(model_path, self.scenario, self.cooperative, self.seed).policy
-                result = clusterability(
-                    policy_weights(policy),
-                    np.random.default_rng(self.seed),
-                    n_shuffles=self.scenario.clusterability_shuffles,
-                )
-                out[name] = {
-                    "ncut": result.ncut,
-                    "shuffled_ncuts": result.shuffled_ncuts.tolist(),
-                    "percentile": result.percentile,
-                    "z_score": result.z_score,
-                }
-            write_json(path, out)
-        return read_json(path)
-
-    # ---------------------------------------------------------------- retrain
+    # ---------------------------------------------------------------- retrain and score
     def logged(self, model: PPO) -> PPO:
         """Point the model's TensorBoard log at this seed's folder when the scenario asks."""
         if self.scenario.tensorboard:
             model.tensorboard_log = str(self.dir.parent / "tensorboard" / self.dir.name)
         return model
 
-    def _train_with_curve(self, model: PPO, masks: Masks | None, name: str) -> list[CurvePoint]:
-        """Cooperative training in equal chunks, evaluating before and after each chunk."""
+    def train_with_curve(self, model: PPO, masks: Masks | None, name: str) -> Curve:
+        """Cooperative training for the retraining budget, evaluated along the way, with
+        ``masks`` (if any) held at zero after every optimiser step."""
         cfg = self.scenario.retrain
-        chunk = max(1, cfg.steps // cfg.eval_points)
-        first = self.evaluate(model)
-        curve = [CurvePoint(0, first.trait_rate, first.task_return, first.role_returns)]
         callback = HoldMasks(masks) if masks is not None else None
-        for i in range(cfg.eval_points):
-            learn(self.logged(model), chunk, callback, continue_run=i > 0, log_name=name)
-            metrics = self.evaluate(model)
-            curve.append(
-                CurvePoint(
-                    model.num_timesteps,
-                    metrics.trait_rate,
-                    metrics.task_return,
-                    metrics.role_returns,
-                )
-            )
-        return curve
+        return train_with_curve(
+            self.logged(model), cfg.steps, cfg.eval_points, self.evaluate, callback, name
+        )
 
-    def _retrain(self, name: str) -> tuple[PPO, list[CurvePoint]]:
-        """Prune the pretrained model as cell ``name`` says and retrain it cooperatively."""
-        model_path, _ = self.pretrained("pretrain")
-        model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+    def pruned_model(self, name: str) -> tuple[PPO, Masks | None]:
+        """The pretrained model with cell ``name``'s prune applied (unpruned for ``none``)."""
+        model = self.pretrained_model()
         masks = self.prune_for(name, model)
         if masks is not None:
             apply_masks(model.policy, masks)
-        hold = Cell.parse(name).hold
-        curve = self._train_with_curve(model, masks if hold else None, f"retrain_{name}")
-        return model, curve
+        return model, masks
 
     def cell(self, name: str) -> dict:
         """Prune as cell ``name`` says (``<strategy>`` or ``<strategy>~<variant>``, see
         ``marlmod.cells``), retrain cooperatively and score — one results cell. The retrained
         model is kept beside it."""
         spec = Cell.parse(name)
-        path = self.dir / spec.name / "cell.json"
-        if path.is_file():
-            return read_json(path)
-        _, before = self.pretrained("pretrain")
-        model, curve = self._retrain(spec.name)
-        save_model(model, self.dir / spec.name / "model.zip")
-        prune = load_prune(self.dir / spec.prune_cell.name) if spec.pruned else None
-        cell = {
-            "seed": self.seed,
-            "strategy": spec.name,
-            "masks_held": spec.hold,
-            "granularity": spec.granularity,
-            "prunes_action_head": spec.action_head,
-            "units_pruned": 0 if prune is None else len(prune[0].units),
-            "weights_pruned": 0 if prune is None else zeroed(prune[1]),
-            "trait_rate_before": before.trait_rate,
-            "task_return_before": before.task_return,
-            "trait_rate_pruned": curve[0].trait_rate,
-            "task_return_pruned": curve[0].task_return,
-            "trait_rate_retrained": curve[-1].trait_rate,
-            "task_return_retrained": curve[-1].task_return,
-            "curve": [asdict(p) for p in curve],
-        }
-        write_json(path, cell)
-        return cell
 
-    def retrained_model(self, strategy: str) -> PPO:
-        """The retrained model of a finished (held-mask) cell. Cells finished before marlmod kept
-        these are retrained again — deterministic, and checked against the stored curve."""
-        path = self.dir / strategy / "model.zip"
-        if not path.is_file():
-            stored = self.cell(strategy)["curve"]
-            model, curve = self._retrain(strategy)
-            if [asdict(p) for p in curve] != stored:
-                raise MarlmodError(
-                    f"retraining {strategy!r} for seed {self.seed} again did not "
-                    "reproduce its stored relapse curve; delete the cell to redo it"
-                )
-            save_model(model, path)
-        return load_model(path, self.scenario, self.cooperative, self.seed)
-
-    def layer_contrasts(self) -> dict[str, list[float]]:
-        """Signed contrast of every unit of every policy hidden layer (for the heatmap)."""
-        path = self.dir / "record" / "layer_contrasts.json"
-        if not path.is_file():
-            model_path, _ = self.pretrained("pretrain")
-            model = load_model(model_path, self.scenario, self.cooperative, self.seed)
-            layers = list(self.scenario.network.policy_layers)
-            rec, rows = self.record(model, layers)
-            out = {}
-            for layer in layers:
-                ev = Evidence(acts=rec.activations[layer][rows], trait=rec.trait[rows])
-                out[layer] = score_units("contrast", ev, np.random.default_rng(0)).tolist()
-            write_json(path, out)
-        return read_json(path)
-
-    # ---------------------------------------------------------------- relocation
-    def relocation(self, strategy: str) -> dict:
-        """Did the trait move to other units during retraining? Re-locate it on the retrained
-        model (``contrast`` on fresh recordings, pruned units excluded), prune that many more
-        units, and measure the trait again."""
-        path = self.dir / strategy / "relocation.json"
-        if path.is_file():
-            return read_json(path)
-        prune, _ = load_prune(self.dir / strategy)
-        model = self.retrained_model(strategy)
-        rec, rows = self.record(model, [prune.layer])
-        result: dict = {"strategy": strategy, "trait_steps": int(rec.trait[rows].sum())}
-        if 2 <= result["trait_steps"] < rows.sum() - 1:
-            ev = Evidence(acts=rec.activations[prune.layer][rows], trait=rec.trait[rows])
-            d = score_units("contrast", ev, np.random.default_rng(self.seed))
-            d[list(prune.units)] = -np.inf
-            units = top_units(d, prune.fraction)
-            again = Prune("relocated", prune.layer, prune.fraction, tuple(int(u) for u in units))
-            apply_masks(model.policy, unit_masks(model.policy, again))
-            metrics = self.evaluate(model)
-            result.update(
-                new_units=list(again.units),
-                new_units_max_d=float(d[units].max()),
-                trait_rate_second_prune=metrics.trait_rate,
-                task_return_second_prune=metrics.task_return,
+        def retrain_and_score() -> dict:
+            _, before = self.pretrained("pretrain")
+            model, masks = self.pruned_model(spec.name)
+            curve = self.train_with_curve(
+                model, masks if spec.hold else None, f"retrain_{spec.name}"
             )
-        write_json(path, result)
-        return result
+            save_model(model, self.dir / spec.name / "model.zip")
+            prune = load_prune(self.dir / spec.prune_cell.name) if spec.pruned else None
+            return {
+                "seed": self.seed,
+                "strategy": spec.name,
+                "masks_held": spec.hold,
+                "granularity": spec.granularity,
+                "prunes_action_head": spec.action_head,
+                "units_pruned": 0 if prune is None else len(prune[0].units),
+                "weights_pruned": 0 if prune is None else zeroed(prune[1]),
+                "trait_rate_before": before.trait_rate,
+                "task_return_before": before.task_return,
+                "trait_rate_pruned": curve[0].trait_rate,
+                "task_return_pruned": curve[0].task_return,
+                "trait_rate_retrained": curve[-1].trait_rate,
+                "task_return_retrained": curve[-1].task_return,
+                "curve": curve_to_json(curve),
+            }
+
+        return cached_json(self.dir / spec.name / "cell.json", retrain_and_score)
+
+    def retrained_model(self, name: str) -> PPO:
+        """The model cell ``name`` retrained (its cell is computed first if needed)."""
+        self.cell(name)
+        path = self.dir / name / "model.zip"
+        if not path.is_file():
+            raise MarlmodError(
+                f"{path} is missing though its cell is finished (a run made before retrained "
+                f"models were kept?); run `marlmod migrate {self.dir.parent}`"
+            )
+        return self.load(path)
 
     # ---------------------------------------------------------------- everything
     def shared(self) -> None:
@@ -460,57 +337,31 @@ class SeedRun:
         out, so that each task then writes only files of its own (no two workers race to write
         the same cache, which a filesystem shared by Ray nodes may not tolerate)."""
         limit_threads()
-        model_path, _ = self.pretrained("pretrain")
+        self.pretrained("pretrain")
         self.pretrained("control")
-        model = load_model(model_path, self.scenario, self.cooperative, self.seed)
+        model = self.pretrained_model()
         self.evidence(model)
         for cell in scenario_cells(self.scenario.prune):
             self.prune_for(cell.name, model)
 
-    def task(self, name: str) -> None:
-        """One independent piece of this seed's work (see ``seed_tasks``), after ``shared``."""
+    def task(self, task: SeedTask) -> None:
+        """One independent piece of this seed's work (see ``marlmod.tasks``), after ``shared``."""
         limit_threads()
-        kind, _, arg = name.partition(":")
-        if kind == "cell":
-            self.cell(arg)
-            if arg in self.scenario.prune.relocate:  # reads the cell's retrained model
-                self.relocation(arg)
-        elif kind == "sweep":
-            self.sweep(arg)
-        elif kind == "scratch":
-            self.scratch_curve()
-        elif kind == "layer_contrasts":
-            self.layer_contrasts()
-        elif kind == "clusterability":
-            self.clusterability()
-        else:
-            raise MarlmodError(f"unknown seed task {name!r}")
+        task.run(self)
 
     def run(self) -> dict:
         """Every stage for this seed, one after another; returns the seed's cells and
         references."""
         self.shared()
-        for name in seed_tasks(self.scenario):
-            self.task(name)
+        for task in seed_tasks(self.scenario):
+            self.task(task)
         _, control = self.pretrained("control")
         return {
             "seed": self.seed,
             "cells": [self.cell(cell.name) for cell in scenario_cells(self.scenario.prune)],
-            "control": asdict(control),
-            "scratch": [asdict(p) for p in self.scratch_curve()],
+            "control": control.to_json(),
+            "scratch": curve_to_json(self.scratch_curve()),
         }
-
-
-def seed_tasks(scenario: Scenario) -> list[str]:
-    """The work of one seed after its shared stages, as tasks that may run in any order and in
-    parallel: each reads what ``SeedRun.shared`` stored and writes only files of its own."""
-    prune = scenario.prune
-    tasks = [f"cell:{cell.name}" for cell in scenario_cells(prune)]
-    tasks += [f"sweep:{strategy}" for strategy in prune.strategies if prune.sweep]
-    tasks += ["scratch", "layer_contrasts"]
-    if scenario.clusterability_shuffles:
-        tasks.append("clusterability")
-    return tasks
 
 
 def run_shared(scenario: Scenario, seed: int, run_dir: Path) -> None:
@@ -518,9 +369,9 @@ def run_shared(scenario: Scenario, seed: int, run_dir: Path) -> None:
     SeedRun(scenario, seed, run_dir).shared()
 
 
-def run_task(scenario: Scenario, seed: int, run_dir: Path, name: str) -> None:
+def run_task(scenario: Scenario, seed: int, run_dir: Path, task: SeedTask) -> None:
     """Picklable entry point: one of ``seed_tasks`` for ``seed``."""
-    SeedRun(scenario, seed, run_dir).task(name)
+    SeedRun(scenario, seed, run_dir).task(task)
 
 
 def run_seed(scenario: Scenario, seed: int, run_dir: Path) -> dict:

@@ -32,7 +32,7 @@ import pandas as pd
 from marlmod.atomic import read_json, write_text
 from marlmod.cells import ACTION_HEAD_MARK, MODEL_STAGES, NO_PRUNE, Cell
 from marlmod.errors import MarlmodError
-from marlmod.prune import load_prune, zeroed
+from marlmod.migrate import check_layout
 from marlmod.stats import (
     CIMethod,
     area_under_curve,
@@ -55,19 +55,14 @@ SUMMARY_COLUMNS = {
 }
 
 
-def control_metrics_path(seed_dir: Path) -> Path:
-    """The control model's metrics (``control/`` in runs made before ``control_model/``)."""
-    current = seed_dir / MODEL_STAGES["control"] / "metrics.json"
-    return current if current.is_file() else seed_dir / "control" / "metrics.json"
-
-
 def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cell table and long-form relapse curves from every finished cell under ``run_dir``."""
+    check_layout(run_dir)
     rows, curves = [], []
     for cell_path in sorted(run_dir.glob("seed_*/*/cell.json")):
         seed_dir = cell_path.parent.parent
-        cell = with_prune_columns(read_json(cell_path), seed_dir)
-        control = read_json(control_metrics_path(seed_dir))
+        cell = read_json(cell_path)
+        control = read_json(seed_dir / MODEL_STAGES["control"] / "metrics.json")
         scratch = read_json(seed_dir / "scratch" / "curve.json")
         curve = pd.DataFrame(cell.pop("curve"))
         role_returns = curve.pop("role_returns") if "role_returns" in curve else None
@@ -91,19 +86,6 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rows:
         raise MarlmodError(f"no finished cells under {run_dir}; run the scenario first")
     return _derive(pd.DataFrame(rows)), pd.concat(curves, ignore_index=True)
-
-
-def with_prune_columns(cell: dict, seed_dir: Path) -> dict:
-    """Fill the columns that cells written before weight and action-head cells lack: those
-    were all unit prunes of a hidden layer, so the cell name and stored masks say the rest."""
-    spec = Cell.parse(cell["strategy"])
-    cell.setdefault("granularity", spec.granularity)
-    cell.setdefault("prunes_action_head", spec.action_head)
-    cell.setdefault("masks_held", spec.hold)
-    if "weights_pruned" not in cell:
-        masks = load_prune(seed_dir / spec.prune_cell.name)[1] if spec.pruned else {}
-        cell["weights_pruned"] = zeroed(masks)
-    return cell
 
 
 def label(strategy: str, cells: pd.DataFrame) -> str:

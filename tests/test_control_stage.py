@@ -1,5 +1,6 @@
 """The control model and the `control` strategy's cell live apart, and older runs that kept them
-in one directory (where the cell's retrained model overwrote the control model) are repaired."""
+in one directory (where the cell's retrained model overwrote the control model) are refused
+until ``marlmod migrate`` repairs them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from marlmod.compare import zip_tensors
 from marlmod.config import parse_scenario
+from marlmod.errors import MarlmodError
+from marlmod.experiment import prepare_run_dir
+from marlmod.migrate import migrate_run
 from marlmod.pipeline import SeedRun, run_seed
 
 
@@ -38,22 +43,33 @@ def test_control_strategy_cell_does_not_overwrite_the_control_model(
     fresh = tmp_path / "fresh"
     path, metrics = SeedRun(scenario, 0, fresh).pretrained("control")
     assert same_weights(path, control_model)
-    assert metrics.__dict__ == json.loads((control_model.parent / "metrics.json").read_text())
+    assert metrics.to_json() == json.loads((control_model.parent / "metrics.json").read_text())
+
+
+def legacy_run(tmp_path: Path, scenario) -> Path:  # noqa: ANN001
+    """A run directory (with run.json) whose seed 0 has only its control model trained."""
+    run_dir = tmp_path / scenario.name
+    prepare_run_dir(scenario, run_dir)
+    return run_dir
 
 
 def test_intact_legacy_control_model_is_copied_not_retrained(
     tmp_path: Path, tiny_dict: dict
 ) -> None:
     scenario = parse_scenario(tiny_dict)  # strategies contrast, random: no `control` cell
-    run = SeedRun(scenario, 0, tmp_path)
-    path, _ = run.pretrained("control")
+    run_dir = legacy_run(tmp_path, scenario)
+    path, _ = SeedRun(scenario, 0, run_dir).pretrained("control")
     original = path.read_bytes()
-    legacy = tmp_path / "seed_0" / "control"
+    legacy = run_dir / "seed_0" / "control"
     shutil.move(path.parent, legacy)  # the layout of older runs
     (legacy / "metrics.json").write_text(json.dumps({"trait_rate": 0.5, "task_return": 7.0}))
-    path, metrics = SeedRun(scenario, 0, tmp_path).pretrained("control")
+    with pytest.raises(MarlmodError, match="control model in control/.*marlmod migrate"):
+        prepare_run_dir(scenario, run_dir)
+    assert migrate_run(run_dir) == ["seed_0: control model copied from control/ to control_model/"]
+    path, metrics = SeedRun(scenario, 0, run_dir).pretrained("control")
     assert path.read_bytes() == original
     assert (metrics.trait_rate, metrics.task_return) == (0.5, 7.0)  # copied, not re-evaluated
+    prepare_run_dir(scenario, run_dir)  # current now
 
 
 def test_overwritten_legacy_control_model_is_retrained_and_clusterability_redone(
@@ -63,15 +79,19 @@ def test_overwritten_legacy_control_model_is_retrained_and_clusterability_redone
     reference, reference_metrics = SeedRun(scenario, 0, tmp_path / "reference").pretrained(
         "control"
     )
-    seed_dir = tmp_path / "legacy" / "seed_0"
+    run_dir = legacy_run(tmp_path, scenario)
+    seed_dir = run_dir / "seed_0"
     legacy = seed_dir / "control"
     legacy.mkdir(parents=True)
     shutil.copy(reference.parent / "metrics.json", legacy / "metrics.json")
-    pretrain, _ = SeedRun(scenario, 0, tmp_path / "legacy").pretrained("pretrain")
+    pretrain, _ = SeedRun(scenario, 0, run_dir).pretrained("pretrain")
     shutil.copy(pretrain, legacy / "model.zip")  # the cell's model overwrote the control's
-    (legacy / "cell.json").write_text("{}")
+    (legacy / "prune.json").write_text("{}")
     (seed_dir / "clusterability.json").write_text('{"computed": "from the wrong net"}')
-    path, metrics = SeedRun(scenario, 0, tmp_path / "legacy").pretrained("control")
+    assert migrate_run(run_dir) == [
+        "seed_0: control model retrained (control/ held a cell's model); clusterability dropped"
+    ]
+    path, metrics = SeedRun(scenario, 0, run_dir).pretrained("control")
     assert path.parent.name == "control_model"
     assert same_weights(path, reference) and metrics == reference_metrics
     assert not (seed_dir / "clusterability.json").exists()

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
+from marlmod.compare import zip_tensors
 from marlmod.config import parse_scenario
 from marlmod.episodes import write_episode_gifs
 from marlmod.errors import MarlmodError
 from marlmod.experiment import run_scenario
+from marlmod.migrate import migrate_run
 
 
 def test_tiny_scenario_end_to_end_and_resume(tmp_path: Path, tiny_dict: dict) -> None:
@@ -75,7 +77,8 @@ def as_stored_before_granularity(seed_dir: Path, strategy: str) -> None:
 
 def test_weight_and_action_head_cells_join_an_old_run(tmp_path: Path, tiny_dict: dict) -> None:
     """Adding prune.weights and prune.action_head to a finished run (its cells written in the old
-    format) computes only the new cells; the report marks the action head and shows matched
+    format, refused until ``marlmod migrate`` restores exactly the columns the current version
+    writes) computes only the new cells; the report marks the action head and shows matched
     sizes; masks of the new cells held through retraining; a rerun recomputes nothing."""
     from marlmod.pipeline import SeedRun
     from marlmod.prune import load_prune
@@ -83,7 +86,12 @@ def test_weight_and_action_head_cells_join_an_old_run(tmp_path: Path, tiny_dict:
 
     run_scenario(parse_scenario(tiny_dict), tmp_path)
     run_dir = tmp_path / "tiny"
+    written = json.loads((run_dir / "seed_0" / "contrast" / "cell.json").read_text())
     as_stored_before_granularity(run_dir / "seed_0", "contrast")
+    with pytest.raises(MarlmodError, match="older marlmod .*cell without prune columns"):
+        run_scenario(parse_scenario(tiny_dict), tmp_path)
+    assert migrate_run(run_dir) == ["seed_0/contrast: prune columns added"]
+    assert json.loads((run_dir / "seed_0" / "contrast" / "cell.json").read_text()) == written
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("seed_*/**/*") if p.is_file()}
 
     tiny_dict["prune"].update(weights=["contrast", "random"], action_head=["contrast"])
@@ -224,19 +232,25 @@ def test_corrupt_results_file_is_named_not_skipped(tmp_path: Path, tiny_dict: di
         run_scenario(scenario, tmp_path)
 
 
-def test_lost_retrained_model_is_rebuilt_and_checked_against_its_curve(
+def test_lost_retrained_model_is_rebuilt_by_migrate_and_checked_against_its_curve(
     tmp_path: Path, tiny_dict: dict
 ) -> None:
-    from marlmod.pipeline import SeedRun
-
     scenario = parse_scenario(tiny_dict)
     run_scenario(scenario, tmp_path)
-    run = SeedRun(scenario, 0, tmp_path / "tiny")
-    (run.dir / "contrast" / "model.zip").unlink()
-    run.retrained_model("contrast")  # deterministic retraining reproduces the stored curve
-    assert (run.dir / "contrast" / "model.zip").is_file()
-    cell = run.dir / "contrast" / "cell.json"
+    run_dir = tmp_path / "tiny"
+    model = run_dir / "seed_0" / "contrast" / "model.zip"
+    original = zip_tensors(model)["policy.pth"]
+    model.unlink()
+    with pytest.raises(MarlmodError, match="retrained model not kept.*marlmod migrate"):
+        run_scenario(scenario, tmp_path)
+    assert migrate_run(run_dir) == [
+        "seed_0/contrast: retrained model rebuilt (curve reproduced)"
+    ]
+    rebuilt = zip_tensors(model)["policy.pth"]  # deterministic retraining: the same weights
+    assert all(torch.equal(original[k], rebuilt[k]) for k in original)
+    cell = run_dir / "seed_0" / "contrast" / "cell.json"
     cell.write_text(cell.read_text().replace('"trait_rate": ', '"trait_rate": 1', 1))
-    (run.dir / "contrast" / "model.zip").unlink()
+    model.unlink()
     with pytest.raises(MarlmodError, match="did not reproduce its stored relapse curve"):
-        run.retrained_model("contrast")
+        migrate_run(run_dir)
+    assert not model.exists()

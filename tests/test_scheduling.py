@@ -8,22 +8,30 @@ from pathlib import Path
 from marlmod.compare import compare_runs
 from marlmod.config import parse_scenario
 from marlmod.experiment import run_scenario
-from marlmod.pipeline import SeedRun, seed_tasks
+from marlmod.pipeline import SeedRun
+from marlmod.tasks import (
+    CellTask,
+    ClusterabilityTask,
+    LayerContrastsTask,
+    ScratchTask,
+    SweepTask,
+    seed_tasks,
+)
 
 
 def test_seed_tasks_cover_every_cell_and_extra(tiny_dict: dict) -> None:
     tiny_dict["prune"].update(released=["contrast"], sweep=[0.5], relocate=["contrast"])
     tasks = seed_tasks(parse_scenario(tiny_dict))
     assert tasks == [
-        "cell:none",
-        "cell:contrast",
-        "cell:random",
-        "cell:contrast~released",
-        "sweep:contrast",
-        "sweep:random",
-        "scratch",
-        "layer_contrasts",
-        "clusterability",
+        CellTask("none"),
+        CellTask("contrast"),
+        CellTask("random"),
+        CellTask("contrast~released"),
+        SweepTask("contrast"),
+        SweepTask("random"),
+        ScratchTask(),
+        LayerContrastsTask(),
+        ClusterabilityTask(),
     ]
 
 
