@@ -9,6 +9,10 @@ units pruned, masks held through retraining) or ``<strategy>~<variant>``:
   (``marlmod.strategies.per_weight``).
 - ``action_head``: the strategy ranks the action logits and their rows of ``action_net`` are held
   at zero. Results mark these cells: masking the action itself is not finding a module.
+- ``distilled``: the pruned policy is distilled into a freshly initialised network, which is then
+  retrained (``marlmod.distill``); it reuses the prune stored under ``<strategy>/``.
+- ``none~early_stopped``: plain fine-tuning stopped when the trait stops falling on validation
+  episodes (the early-stopping baseline).
 
 Names are parsed in one place so the pipeline, the report and the episode viewer agree on them.
 """
@@ -21,10 +25,10 @@ from typing import TYPE_CHECKING
 from marlmod.errors import MarlmodError
 
 if TYPE_CHECKING:
-    from marlmod.config import PruneConfig
+    from marlmod.config import PruneConfig, RetrainConfig
 
 NO_PRUNE = "none"  # plain cooperative fine-tuning of the unpruned model: the baseline to beat
-VARIANTS = ("released", "weights", "action_head")
+VARIANTS = ("released", "weights", "action_head", "distilled", "early_stopped")
 ACTION_HEAD_MARK = "†"  # appended to action-head cells' names in tables for people
 
 # Where the two pretrained models of a seed live. The bonus-0 control is not under "control/":
@@ -58,13 +62,23 @@ class Cell:
 
     @property
     def hold(self) -> bool:
-        """Masks held at zero through retraining (everything pruned but released cells)."""
-        return self.pruned and self.variant != "released"
+        """Masks held at zero through retraining (everything pruned but released cells and
+        distilled ones, whose fresh network has no pruned weights to hold)."""
+        return self.pruned and self.variant not in ("released", "distilled")
 
     @property
     def prune_cell(self) -> Cell:
-        """The cell whose directory stores this cell's prune (released cells share theirs)."""
-        return Cell(self.strategy) if self.variant == "released" else self
+        """The cell whose directory stores this cell's prune (released and distilled cells
+        share their strategy's)."""
+        return Cell(self.strategy) if self.variant in ("released", "distilled") else self
+
+    @property
+    def distilled(self) -> bool:
+        return self.variant == "distilled"
+
+    @property
+    def early_stopped(self) -> bool:
+        return self.variant == "early_stopped"
 
     @property
     def granularity(self) -> str:
@@ -77,12 +91,15 @@ class Cell:
         return self.variant == "action_head"
 
 
-def scenario_cells(prune: PruneConfig) -> list[Cell]:
-    """Every cell a scenario's ``prune`` section asks for, in the order they run."""
+def scenario_cells(prune: PruneConfig, retrain: RetrainConfig | None = None) -> list[Cell]:
+    """Every cell a scenario's ``prune`` (and ``retrain``) sections ask for, in the order they
+    run; cells added later come last, so older runs keep their order."""
     return [
         Cell(NO_PRUNE),
         *(Cell(s) for s in prune.strategies),
         *(Cell(s, "released") for s in prune.released),
         *(Cell(s, "weights") for s in prune.weights),
         *(Cell(s, "action_head") for s in prune.action_head),
+        *(Cell(s, "distilled") for s in prune.distilled),
+        *([Cell(NO_PRUNE, "early_stopped")] if retrain is not None and retrain.early_stop else []),
     ]

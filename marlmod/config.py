@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from marlmod.cells import Cell, scenario_cells
 from marlmod.errors import MarlmodError
 from marlmod.locate import HIDDEN_LAYER_ONLY, STRATEGIES
 from marlmod.prune import ACTION_HEAD
@@ -25,11 +26,24 @@ EXECUTION_ONLY = {
     "workers": True,
     "tensorboard": True,
     "ppo": {"vectorised"},
-    "prune": {"strategies", "released", "weights", "action_head", "relocate", "sweep"},
+    "prune": {
+        "strategies",
+        "released",
+        "weights",
+        "action_head",
+        "distilled",
+        "relocate",
+        "sweep",
+    },
+    "retrain": {"early_stop"},
+    # Attacks are stored per learning rate with their settings, which a resume checks
+    # (marlmod.relearn), so adding or extending them leaves every other stage valid.
+    "relearn": True,
 }
 
 # Fields added after runs were made with their section: left out of the digest at default.
-PRETRAIN_ADDED_LATER = {"route_by": "action"}
+PRETRAIN_ADDED_LATER = {"route_by": "action", "placebo": False}
+EVALUATION_ADDED_LATER = {"held_out": {}}
 PPO_ADDED_LATER = {"compile": False}
 
 
@@ -96,6 +110,20 @@ class PPOConfig(_Frozen):
 class EvalConfig(_Frozen):
     episodes: int = Field(16, ge=1, description="Episodes per evaluation (one per env copy)")
     deterministic: bool = Field(False, description="Greedy actions instead of sampling")
+    held_out: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Held-out situations: name -> env kwargs overriding env.kwargs (other grid "
+        "size, resource density, more agents, ...). No training phase sees them; trait and task "
+        "return are measured there at every evaluation point too",
+    )
+
+    @field_validator("held_out")
+    @classmethod
+    def _names(cls, variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        bad = [name for name in variants if not name.replace("_", "").isalnum()]
+        if bad:
+            raise ValueError(f"held-out name {bad[0]!r} must be letters, digits and _")
+        return variants
 
 
 class PruneConfig(_Frozen):
@@ -120,6 +148,12 @@ class PruneConfig(_Frozen):
         "rank the action logits, whose rows of action_net are masked. Results mark these cells: "
         "masking the action itself is not finding a module",
     )
+    distilled: tuple[str, ...] = Field(
+        (),
+        description="Strategies whose pruned policy is also distilled into a freshly initialised "
+        "network before the same cooperative retraining (cells <strategy>~distilled; settings "
+        "in the distill section): does a fresh network keep the removal better?",
+    )
     relocate: tuple[str, ...] = Field(
         (),
         description="Strategies whose retrained model is re-located and pruned again "
@@ -129,7 +163,7 @@ class PruneConfig(_Frozen):
         (), description="Extra fractions scored right after pruning (trait vs capability curve)"
     )
 
-    @field_validator("strategies", "released", "weights", "action_head", "relocate")
+    @field_validator("strategies", "released", "weights", "action_head", "distilled", "relocate")
     @classmethod
     def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [n for n in names if n not in STRATEGIES]
@@ -148,7 +182,7 @@ class PruneConfig(_Frozen):
 
     @model_validator(mode="after")
     def _released_are_run(self) -> PruneConfig:
-        for field_name in ("released", "weights", "action_head", "relocate"):
+        for field_name in ("released", "weights", "action_head", "distilled", "relocate"):
             missing = [n for n in getattr(self, field_name) if n not in self.strategies]
             if missing:
                 raise ValueError(f"{field_name} strategy {missing[0]!r} is not in prune.strategies")
@@ -165,6 +199,59 @@ class PruneConfig(_Frozen):
 class RetrainConfig(_Frozen):
     steps: int = Field(ge=1, description="Cooperative retraining agent-steps")
     eval_points: int = Field(4, ge=1, description="Evaluations along retraining (relapse curve)")
+    early_stop: bool = Field(
+        False,
+        description="Also fine-tune the unpruned model with early stopping (cell "
+        "none~early_stopped): stop when the trait rate on separate validation episodes stops "
+        "falling, and keep the model from the point before",
+    )
+
+
+class DistillConfig(_Frozen):
+    """How a pruned policy is distilled into a fresh network (cells ``<strategy>~distilled``)."""
+
+    rollout_steps: int = Field(
+        50_000, ge=1, description="Agent-steps of the pruned teacher's cooperative rollouts"
+    )
+    epochs: int = Field(10, ge=1, description="Passes over those states")
+    batch_size: int = Field(256, ge=8)
+    learning_rate: float = Field(1e-3, gt=0)
+
+
+class RelearnConfig(_Frozen):
+    """The relearning attack: training with the bonus back on, counting how fast the trait
+    returns. A removed trait relearns no faster than in a model that never had it."""
+
+    steps: int = Field(ge=1, description="Agent-steps of each attack")
+    eval_points: int = Field(6, ge=1, description="Evaluations along each attack")
+    learning_rates: tuple[float, ...] = Field(
+        min_length=1,
+        description="Each attack runs at every rate; results report the worst case (fastest "
+        "relearning) over them, as attack results swing with the learning rate",
+    )
+    bonus: float | None = Field(
+        None, gt=0, description="Bonus during the attack (default env.bonus; lower = weaker)"
+    )
+    starts: tuple[Literal["retrained", "pruned"], ...] = Field(
+        ("retrained", "pruned"),
+        min_length=1,
+        description="Attack each cell after cooperative retraining, and/or right after pruning",
+    )
+    cells: tuple[str, ...] = Field(
+        (), description="Cells attacked (names as in cells.csv); default: every cell"
+    )
+    release_masks: bool = Field(
+        False, description="Also attack every pruned cell with its masks released"
+    )
+
+    @field_validator("learning_rates", "starts", "cells")
+    @classmethod
+    def _distinct(cls, values: tuple) -> tuple:
+        if len(set(values)) != len(values):
+            raise ValueError("values must not repeat")
+        if any(isinstance(v, float) and v <= 0 for v in values):
+            raise ValueError("learning rates must be > 0")
+        return values
 
 
 class PretrainConfig(_Frozen):
@@ -184,6 +271,12 @@ class PretrainConfig(_Frozen):
     )
     route_non_trait: bool = Field(
         True, description="routing: keep non-trait steps' gradient out of the routed units"
+    )
+    placebo: bool = Field(
+        False,
+        description="routing: the placebo of this routing — as many *random* steps as would be "
+        "labelled are routed instead of the trait steps, into a random unit set of the same "
+        "size; a routing result counts only where it beats its placebo",
     )
     route_by: Literal["action", "positive_advantage"] = Field(
         "action",
@@ -210,6 +303,12 @@ class Scenario(_Frozen):
     prune: PruneConfig = PruneConfig()
     pretrain: PretrainConfig = Field(
         PretrainConfig(), description="Pretraining method (plain, gradient routing, modular)"
+    )
+    distill: DistillConfig = Field(
+        DistillConfig(), description="Distillation settings for prune.distilled cells"
+    )
+    relearn: RelearnConfig | None = Field(
+        None, description="Relearning attacks on every cell and reference model (off if absent)"
     )
     clusterability_shuffles: int = Field(
         20, ge=0, description="Weight-shuffled copies per clusterability test (0 = skip it)"
@@ -243,7 +342,20 @@ class Scenario(_Frozen):
             raise ValueError("seeds must not repeat")
         if "routed" in self.prune.strategies and self.pretrain.method != "routing":
             raise ValueError("prune strategy 'routed' needs pretrain.method: routing")
+        if self.relearn is not None:
+            names = {cell.name for cell in self.cells}
+            unknown = [c for c in self.relearn.cells if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"relearn.cells names {unknown[0]!r}, not a cell of this scenario; "
+                    f"valid: {', '.join(sorted(names))}"
+                )
         return self
+
+    @property
+    def cells(self) -> list[Cell]:
+        """Every results cell the scenario asks for, in the order they run."""
+        return scenario_cells(self.prune, self.retrain)
 
     @property
     def digest(self) -> str:
@@ -258,6 +370,11 @@ class Scenario(_Frozen):
             for name, default in PRETRAIN_ADDED_LATER.items():
                 if data["pretrain"][name] == default:
                     del data["pretrain"][name]
+        for name, default in EVALUATION_ADDED_LATER.items():
+            if data["evaluation"][name] == default:
+                del data["evaluation"][name]
+        if self.distill == DistillConfig():
+            del data["distill"]
         for name, default in PPO_ADDED_LATER.items():
             if data["ppo"][name] == default:
                 del data["ppo"][name]

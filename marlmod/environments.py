@@ -74,8 +74,16 @@ class ResolvedEnv:
     protocol: EnvProtocol
     constructor: Callable[..., ParallelEnv]
 
-    def factory(self, bonus: float, render_mode: str | None = None) -> EnvFactory:
-        kwargs: dict[str, Any] = {**self.config.kwargs, self.protocol.bonus_kwarg: bonus}
+    def factory(
+        self, bonus: float, render_mode: str | None = None, overrides: dict[str, Any] | None = None
+    ) -> EnvFactory:
+        """Envs of this config paying ``bonus``; ``overrides`` replace some of its kwargs (a
+        held-out situation)."""
+        kwargs: dict[str, Any] = {
+            **self.config.kwargs,
+            **(overrides or {}),
+            self.protocol.bonus_kwarg: bonus,
+        }
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
         return partial(self.constructor, **kwargs)
@@ -101,3 +109,19 @@ def resolve_env(config: EnvConfig) -> ResolvedEnv:
             f"valid: {', '.join(protocol.behaviours)}"
         )
     return ResolvedEnv(config, protocol, constructor)
+
+
+def check_variants(env: ResolvedEnv, variants: dict[str, dict[str, Any]]) -> None:
+    """Build each held-out variant once, so a bad kwarg fails before any work starts."""
+    for name, overrides in variants.items():
+        if env.protocol.bonus_kwarg in overrides:
+            raise MarlmodError(
+                f"evaluation.held_out.{name} sets {env.protocol.bonus_kwarg!r}; held-out "
+                "situations are evaluated cooperatively (bonus 0)"
+            )
+        try:
+            env.factory(0.0, overrides=overrides)().close()
+        except (TypeError, ValueError) as err:
+            raise MarlmodError(
+                f"evaluation.held_out.{name} rejected by {env.config.id!r}: {err}"
+            ) from err

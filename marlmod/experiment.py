@@ -25,7 +25,7 @@ from marlmod.errors import MarlmodError
 from marlmod.migrate import check_layout
 from marlmod.pipeline import run_seed, run_shared, run_task
 from marlmod.report import write_report
-from marlmod.tasks import seed_tasks
+from marlmod.tasks import seed_phases, seed_tasks
 
 MIN_FREE_BYTES = 256 * 2**20  # a 5-seed scenario writes ~60 MiB; refuse before, not midway
 PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
@@ -115,21 +115,29 @@ class RayPool:
 def run_fanned_out(
     scenario: Scenario, run_dir: Path, pool: LocalPool | RayPool, progress: tqdm
 ) -> None:
-    """Every seed's shared stages first, then each seed's cells and extras as separate tasks
-    as soon as its shared stages are done: the workers stay busy to the end instead of idling
-    while the last seed runs alone, and a cluster can run as many tasks as there are cells."""
-    shared_of = {pool.submit(run_shared, scenario, seed, run_dir): seed for seed in scenario.seeds}
-    pending = set(shared_of)
+    """Every seed's shared stages first, then each phase of its tasks (``marlmod.tasks``) as
+    separate tasks as soon as the phase before is done: the workers stay busy to the end
+    instead of idling while the last seed runs alone, and a cluster can run as many tasks as
+    there are cells."""
+    phases = seed_phases(scenario)
+    seed_of = {pool.submit(run_shared, scenario, seed, run_dir): seed for seed in scenario.seeds}
+    phase_of = dict.fromkeys(seed_of.values(), -1)  # the phase each seed is in (-1: shared)
+    left = dict.fromkeys(seed_of.values(), 1)  # its tasks of that phase still running
+    pending = set(seed_of)
     while pending:
         done, pending = pool.wait_one(pending)
         for handle in done:
             progress.update()
-            seed = shared_of.pop(handle, None)
-            if seed is not None:  # a seed's shared stages are done: fan out its tasks
-                pending |= {
-                    pool.submit(run_task, scenario, seed, run_dir, task)
-                    for task in seed_tasks(scenario)
-                }
+            seed = seed_of.pop(handle)
+            left[seed] -= 1
+            while left[seed] == 0 and phase_of[seed] + 1 < len(phases):  # next phase
+                phase_of[seed] += 1
+                tasks = phases[phase_of[seed]]
+                for task in tasks:
+                    submitted = pool.submit(run_task, scenario, seed, run_dir, task)
+                    seed_of[submitted] = seed
+                    pending.add(submitted)
+                left[seed] = len(tasks)
 
 
 def _run_on_ray(

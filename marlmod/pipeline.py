@@ -33,9 +33,10 @@ import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marlmod.atomic import cached_json, write_with
-from marlmod.cells import MODEL_STAGES, Cell, scenario_cells
+from marlmod.atomic import cached_json, write_json, write_with
+from marlmod.cells import MODEL_STAGES, Cell
 from marlmod.config import Scenario
+from marlmod.distill import distill
 from marlmod.environments import EnvFactory, ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.locate import Evidence, score_units, top_units
@@ -54,7 +55,7 @@ from marlmod.prune import (
     zeroed,
 )
 from marlmod.record import activations_on
-from marlmod.retrain import train_with_curve
+from marlmod.retrain import train_early_stopped, train_with_curve
 from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.strategies.per_weight import per_weight_scores, top_weights
@@ -64,6 +65,7 @@ from marlmod.train import build_model, learn, limit_threads, load_model, save_mo
 __all__ = ["SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
 EVAL_SEED_OFFSET = 10_000
 RECORD_SEED_OFFSET = 20_000
+VALIDATION_SEED_OFFSET = 30_000  # early stopping watches these episodes, never scored
 
 
 class SeedRun:
@@ -79,17 +81,36 @@ class SeedRun:
         self.trait = scenario.env.trait
         self.aggressive = self.env.factory(scenario.env.bonus)
         self.cooperative = self.env.factory(0.0)
+        self.held_out = {
+            name: self.env.factory(0.0, overrides=overrides)
+            for name, overrides in scenario.evaluation.held_out.items()
+        }
 
     # ---------------------------------------------------------------- models
     def evaluate(self, model: PPO) -> Metrics:
         """Trait rate and task return on the seed's evaluation episodes (cooperative env, the
-        same episodes for every model of the seed, so differences between models are paired)."""
+        same episodes for every model of the seed, so differences between models are paired),
+        and the same in every held-out situation."""
+        metrics = self.measure(model, self.cooperative, EVAL_SEED_OFFSET)
+        if not self.held_out:
+            return metrics
+        held_out = {
+            name: self.measure(model, make_env, EVAL_SEED_OFFSET)
+            for name, make_env in self.held_out.items()
+        }
+        return replace(metrics, held_out=held_out)
+
+    def validate(self, model: PPO) -> Metrics:
+        """The same measurement on validation episodes, which no result is scored on."""
+        return self.measure(model, self.cooperative, VALIDATION_SEED_OFFSET)
+
+    def measure(self, model: PPO, make_env: EnvFactory, offset: int) -> Metrics:
         ev = self.scenario.evaluation
         return measure(
             model.policy,
-            self.cooperative,
+            make_env,
             ev.episodes,
-            EVAL_SEED_OFFSET + self.seed,
+            offset + self.seed,
             self.trait,
             self.scenario.env.trait_role,
             ev.deterministic,
@@ -136,6 +157,7 @@ class SeedRun:
                 cfg.route_non_trait,
                 seed=self.seed,
                 route_by=cfg.route_by,
+                placebo=cfg.placebo,
             )
         if method == "modular":
             return WiringCost(cfg.modularity)
@@ -148,16 +170,23 @@ class SeedRun:
             return None
         layer = self.scenario.prune.layer
         width = self.scenario.network.hidden[self.scenario.network.policy_layers.index(layer)]
-        return designated_units(width, self.scenario.pretrain.routed_fraction)
+        cfg = self.scenario.pretrain
+        return designated_units(width, cfg.routed_fraction, self.seed if cfg.placebo else None)
 
     def scratch_curve(self) -> Curve:
-        """A fresh network trained cooperatively on the retraining budget: the capability bar."""
+        """A fresh network trained cooperatively on the retraining budget: the capability bar
+        (its model is kept: relearning attacks use it as a reference)."""
+        stage = self.dir / "scratch"
 
         def train() -> list[dict]:
             model = build_model(self.scenario, self.cooperative, self.seed)
-            return curve_to_json(self.train_with_curve(model, None, "scratch"))
+            curve = curve_to_json(self.train_with_curve(model, None, "scratch"))
+            save_model(model, stage / "model.zip")
+            return curve
 
-        return curve_from_json(cached_json(self.dir / "scratch" / "curve.json", train))
+        if not (stage / "model.zip").is_file():  # runs made before the model was kept
+            (stage / "curve.json").unlink(missing_ok=True)
+        return curve_from_json(cached_json(stage / "curve.json", train))
 
     # ---------------------------------------------------------------- locate and prune
     def record(self, model: PPO, layers: list[str]) -> tuple[Rollout, np.ndarray]:
@@ -279,12 +308,19 @@ class SeedRun:
         )
 
     def pruned_model(self, name: str) -> tuple[PPO, Masks | None]:
-        """The pretrained model with cell ``name``'s prune applied (unpruned for ``none``)."""
+        """The model cell ``name`` retrains, and the masks it holds: the pretrained model with
+        the cell's prune applied (unpruned for ``none``), or, for a distilled cell, a fresh
+        network distilled from that pruned model (no masks: none of its weights were pruned)."""
         model = self.pretrained_model()
         masks = self.prune_for(name, model)
         if masks is not None:
             apply_masks(model.policy, masks)
-        return model, masks
+        if not Cell.parse(name).distilled:
+            return model, masks
+        student = build_model(self.scenario, self.cooperative, self.seed)
+        report = distill(model, student, self.scenario.distill, self.seed)
+        write_json(self.dir / name / "distillation.json", report)
+        return student, None
 
     def cell(self, name: str) -> dict:
         """Prune as cell ``name`` says (``<strategy>`` or ``<strategy>~<variant>``, see
@@ -295,9 +331,19 @@ class SeedRun:
         def retrain_and_score() -> dict:
             _, before = self.pretrained("pretrain")
             model, masks = self.pruned_model(spec.name)
-            curve = self.train_with_curve(
-                model, masks if spec.hold else None, f"retrain_{spec.name}"
-            )
+            log_name = f"retrain_{spec.name}"
+            if spec.early_stopped:
+                cfg = self.scenario.retrain
+                curve = train_early_stopped(
+                    self.logged(model),
+                    cfg.steps,
+                    cfg.eval_points,
+                    self.evaluate,
+                    self.validate,
+                    log_name=log_name,
+                )
+            else:
+                curve = self.train_with_curve(model, masks if spec.hold else None, log_name)
             save_model(model, self.dir / spec.name / "model.zip")
             prune = load_prune(self.dir / spec.prune_cell.name) if spec.pruned else None
             return {
@@ -341,7 +387,7 @@ class SeedRun:
         self.pretrained("control")
         model = self.pretrained_model()
         self.evidence(model)
-        for cell in scenario_cells(self.scenario.prune):
+        for cell in self.scenario.cells:
             self.prune_for(cell.name, model)
 
     def task(self, task: SeedTask) -> None:
@@ -358,7 +404,7 @@ class SeedRun:
         _, control = self.pretrained("control")
         return {
             "seed": self.seed,
-            "cells": [self.cell(cell.name) for cell in scenario_cells(self.scenario.prune)],
+            "cells": [self.cell(cell.name) for cell in self.scenario.cells],
             "control": control.to_json(),
             "scratch": curve_to_json(self.scratch_curve()),
         }

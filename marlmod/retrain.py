@@ -9,10 +9,11 @@ ends at the point where it stopped.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import MaybeCallback
 
 from marlmod.metrics import Curve, Metrics
 from marlmod.train import learn
@@ -31,7 +32,7 @@ def train_with_curve(
     steps: int,
     points: int,
     evaluate: Evaluate,
-    callback: BaseCallback | None = None,
+    callback: MaybeCallback = None,
     log_name: str = "run",
     stop: StopRule | None = None,
 ) -> Curve:
@@ -44,3 +45,50 @@ def train_with_curve(
         if stop is not None and stop(curve):
             break
     return curve
+
+
+def train_early_stopped(
+    model: PPO,
+    steps: int,
+    points: int,
+    evaluate: Evaluate,
+    validate: Evaluate,
+    callback: MaybeCallback = None,
+    log_name: str = "run",
+) -> Curve:
+    """Fine-tuning with early stopping on the trait: train in ``points`` chunks and stop as soon
+    as the trait rate on the *validation* episodes (``validate``, never used for scoring) stops
+    falling; the model is then put back to the point before — weights, optimiser state and step
+    count — and the curve (measured on the evaluation episodes) ends there.
+
+    The baseline Cloud et al.'s critics found on par with gradient routing: the best any
+    fine-tuning schedule could do by watching the trait, with no pruning at all.
+    """
+    curve = [evaluate(model).at(0)]
+    best = validate(model).trait_rate
+    kept = snapshot(model)
+    for i in range(points):
+        learn(model, chunk_size(steps, points), callback, continue_run=i > 0, log_name=log_name)
+        trait = validate(model).trait_rate
+        if trait >= best:
+            break
+        best, kept = trait, snapshot(model)
+        curve.append(evaluate(model).at(model.num_timesteps))
+    restore(model, kept)
+    return curve
+
+
+def snapshot(model: PPO) -> tuple[dict, dict, int]:
+    """What ``restore`` needs to put a model back: weights, optimiser state and step count."""
+    return (
+        copy.deepcopy(model.policy.state_dict()),
+        copy.deepcopy(model.policy.optimizer.state_dict()),
+        model.num_timesteps,
+    )
+
+
+def restore(model: PPO, kept: tuple[dict, dict, int]) -> None:
+    weights, optimiser, steps = kept
+    model.policy.load_state_dict(weights)
+    model.policy.optimizer.load_state_dict(optimiser)
+    model.num_timesteps = steps

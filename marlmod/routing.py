@@ -57,15 +57,30 @@ FREE, TRAIT, OTHER = 0, 1, 2
 ROUTE_BY = ("action", "positive_advantage")
 
 
-def designated_units(width: int, fraction: float) -> tuple[int, ...]:
-    """The routed units of a layer of ``width``: the first ``round(fraction × width)`` (≥ 1).
+def designated_units(
+    width: int, fraction: float, placebo_seed: int | None = None
+) -> tuple[int, ...]:
+    """The routed units of a layer of ``width``: the first ``round(fraction × width)`` (≥ 1), or
+    for a placebo run as many units drawn at random (from ``placebo_seed``).
 
     Same rounding as ``marlmod.locate.top_units``, so a prune of the same fraction removes
     exactly these units.
     """
     if not 0 < fraction <= 1:
         raise MarlmodError(f"routed fraction must be in (0, 1], got {fraction}")
-    return tuple(range(max(1, int(round(fraction * width)))))
+    count = max(1, int(round(fraction * width)))
+    if placebo_seed is None:
+        return tuple(range(count))
+    chosen = np.random.default_rng([placebo_seed, width]).choice(width, count, replace=False)
+    return tuple(sorted(int(u) for u in chosen))
+
+
+def placebo_steps(trait: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """As many steps as showed the trait, chosen at random among all slots: the placebo routes
+    the same amount of gradient into the units, carrying no trait in particular."""
+    chosen = np.zeros(len(trait), dtype=bool)
+    chosen[rng.choice(len(trait), int(np.sum(trait)), replace=False)] = True
+    return chosen
 
 
 def route_codes(trait: np.ndarray, labelled: np.ndarray, route_non_trait: bool) -> np.ndarray:
@@ -164,6 +179,9 @@ class RouteLabels(BaseCallback):
 
     ``label_coverage`` is the chance that a trait step is labelled (unlabelled ones update every
     unit, as if the labeller missed them); draws use ``seed``, so a run is reproducible.
+    ``placebo`` routes as many random steps instead, into a random unit set of the same size:
+    the control for "routing put the trait there" (a routing result counts only where it beats
+    its placebo).
     """
 
     def __init__(
@@ -175,6 +193,7 @@ class RouteLabels(BaseCallback):
         route_non_trait: bool = True,
         seed: int = 0,
         route_by: str = "action",
+        placebo: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < label_coverage <= 1:
@@ -184,6 +203,7 @@ class RouteLabels(BaseCallback):
         if route_by not in ROUTE_BY:
             raise MarlmodError(f"unknown route_by {route_by!r}; valid: {', '.join(ROUTE_BY)}")
         self.route_by = route_by
+        self.placebo_seed = seed if placebo else None
         self.rng = np.random.default_rng(seed)
         self.units: tuple[int, ...] = ()
         self.counts = np.zeros(3, dtype=np.int64)  # steps stored per code: a check on labelling
@@ -200,7 +220,7 @@ class RouteLabels(BaseCallback):
         policy = self.model.policy
         producer = resolve_module(policy, hidden_layer(policy, self.layer).producer)
         width = producer.out_features
-        self.units = designated_units(width, self.fraction)
+        self.units = designated_units(width, self.fraction, self.placebo_seed)
 
         def hook(_: nn.Module, __: Any, h: torch.Tensor) -> torch.Tensor | None:
             codes = buffer.batch_codes
@@ -213,6 +233,8 @@ class RouteLabels(BaseCallback):
     def _on_step(self) -> bool:
         infos = self.locals["infos"]
         trait = np.array([bool(i.get("behaviour", {}).get(self.trait, False)) for i in infos])
+        if self.placebo_seed is not None:
+            trait = placebo_steps(trait, self.rng)
         labelled = self.rng.random(len(trait)) < self.label_coverage
         codes = route_codes(trait, labelled, self.route_non_trait)
         self.model.rollout_buffer.pending = codes

@@ -1,5 +1,6 @@
-"""Analyses of one seed beside its cells: fraction sweep, clusterability, layer contrasts and
-relocation. Each reads the seed's cached models and prunes and stores one JSON file of its own."""
+"""Analyses of one seed beside its cells: fraction sweep, clusterability, layer contrasts,
+relocation, latent-trait probes and weight-space paths. Each reads the seed's cached models and
+prunes and stores one JSON file of its own."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 from marlmod.atomic import cached_json
 from marlmod.clusterability import clusterability as ncut_vs_shuffles
 from marlmod.clusterability import policy_weights
+from marlmod.latent_probe import latent_trait
 from marlmod.locate import Evidence, score_units, top_units
 from marlmod.prune import Prune, apply_masks, load_prune, unit_masks
+from marlmod.weight_space import straight_path
 
 if TYPE_CHECKING:
     from marlmod.pipeline import SeedRun
@@ -96,3 +99,39 @@ def relocation(seed: SeedRun, strategy: str) -> dict:
         return result
 
     return cached_json(seed.dir / strategy / "relocation.json", compute)
+
+
+def latent_probes(seed: SeedRun) -> dict[str, dict[str, float]]:
+    """How well each model's hidden layers still predict the pretrained model's trait decision
+    (and the opportunity) on the recorded states (``marlmod.latent_probe``): the pretrained model
+    and the control (in ``record/``) and every retrained cell (beside its cell), each cached on
+    its own so a cell added later computes only its probe."""
+    ev = seed.evidence(seed.pretrained_model())
+    layers = list(seed.scenario.network.policy_layers)
+    models = {
+        "pretrain": (seed.dir / "record" / "latent_probe_pretrain.json", seed.pretrained_model),
+        "control": (seed.dir / "record" / "latent_probe_control.json", seed.control_model),
+    }
+    for cell in seed.scenario.cells:
+        models[cell.name] = (
+            seed.dir / cell.name / "latent_probe.json",
+            lambda name=cell.name: seed.retrained_model(name),
+        )
+    return {
+        name: cached_json(
+            path,
+            lambda load=load: latent_trait(
+                load().policy, layers, ev.obs, ev.trait, ev.opportunity, seed.seed
+            ),
+        )
+        for name, (path, load) in models.items()
+    }
+
+
+def weight_space(seed: SeedRun, cell: str) -> dict:
+    """L2 distance from the pretrained weights and the straight path to the retrained ones."""
+
+    def compute() -> dict:
+        return straight_path(seed.pretrained_model(), seed.retrained_model(cell), seed.evaluate)
+
+    return cached_json(seed.dir / cell / "weight_space.json", compute)
