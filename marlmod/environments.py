@@ -20,7 +20,7 @@ from pettingzoo import ParallelEnv
 
 from marlmod.errors import MarlmodError
 
-if TYPE_CHECKING:  # marlmod.config imports torch (through the strategy registry)
+if TYPE_CHECKING:  # typing only: reading envs must not load what marlmod.config imports (torch)
     from marlmod.config import EnvConfig
 
 EnvFactory = Callable[[], ParallelEnv]

@@ -102,3 +102,23 @@ def test_a_batched_twin_answers_attributes_but_refuses_per_copy_calls() -> None:
         twin.set_attr("grid_size", 6)
     with pytest.raises(NotImplementedError, match="'render'"):
         twin.env_method("render")
+
+
+def test_an_ended_copy_restarts_and_keeps_its_terminal_observation() -> None:
+    """SB3 expects the next episode's first observation, the last one in the info."""
+    venv = make_venv(copies=2)
+    venv.seed(7)
+    venv.reset()
+    actions = np.full(4, ZAP)
+    for _ in range(5):
+        obs, _, dones, infos = venv.step(actions)
+    assert dones.all()
+    reference = GatheringEnv(grid_size=5, max_cycles=5)
+    for k in range(2):
+        reference.reset(seed=7 + k)
+        for _ in range(5):
+            last, *_ = reference.step(dict.fromkeys(reference.agents, ZAP))
+        first, _ = reference.reset()  # the copy's own stream continues, unseeded
+        for i, agent in enumerate(reference.possible_agents):
+            np.testing.assert_array_equal(infos[k * 2 + i]["terminal_observation"], last[agent])
+            np.testing.assert_array_equal(obs[k * 2 + i], first[agent])
