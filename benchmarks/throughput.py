@@ -163,15 +163,14 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     import numpy as np
     import torch
     from stable_baselines3 import PPO
+    from supersuit_route import supersuit_venv  # benchmarks/, beside this script
 
     from marlmod.compiled_update import cpp_compiler
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
-    from marlmod.fast import batched_venv
     from marlmod.lean_ppo import LeanPPO
-    from marlmod.supersuit_route import supersuit_venv
     from marlmod.train import ACTIVATIONS
-    from marlmod.vec_env import SharedPolicyVecEnv
+    from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
     kind, copies, n_steps = layout(args, route)
     torch.set_num_threads(torch_default_threads() if kind == "plain" else 1)

@@ -1,7 +1,10 @@
 """marlmod's misbehaviour environments, registered in PettingZoo's parallel registry on import.
 
 Each environment is one module whose docstring is its specification; its id carries a version that
-is bumped whenever dynamics or rewards change, so old results stay reproducible.
+is bumped whenever dynamics or rewards change, so old results stay reproducible. An env's
+NumPy-batched twin sits beside it (``gathering_batched.py``) and is named in its
+``metadata["marlmod"]["batched"]``; twins import marlmod and stable-baselines3, so nothing here
+imports them and ``import envs`` stays free of torch (tests/test_twin_declaration.py).
 """
 
 import pettingzoo

@@ -70,6 +70,8 @@ class GatheringEnv(ParallelEnv):
             "opportunities": ("attack",),
             "bonus_for": ("hit",),
             "costs": ("zap_cost",),
+            # Imported only to train (that module imports marlmod); used for this exact class.
+            "batched": "envs.gathering_batched:BatchedGathering",
         },
     }
 

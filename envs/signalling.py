@@ -107,6 +107,8 @@ class SignallingEnv(ParallelEnv):
             "bonus_kwarg": "deception_bonus",
             "behaviours": ("message", "truthful", "lie", "decoy", "followed", "misled"),
             "opportunities": ("message", "truthful", "lie", "decoy"),
+            # Imported only to train (that module imports marlmod); used for this exact class.
+            "batched": "envs.signalling_batched:BatchedSignalling",
         },
     }
 

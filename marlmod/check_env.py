@@ -29,7 +29,7 @@ from marlmod.environments import resolve_constructor
 from marlmod.errors import MarlmodError
 
 PROTOCOL_DOC = "docs/environment_protocol.md"
-PROTOCOL_KEYS = ("bonus_kwarg", "behaviours", "opportunities", "bonus_for", "costs")
+PROTOCOL_KEYS = ("bonus_kwarg", "behaviours", "opportunities", "bonus_for", "costs", "batched")
 REQUIRED_FLOATS = ("task_reward", "bonus_reward")
 
 

@@ -1,7 +1,9 @@
 """Resolving a scenario's environment: a PettingZoo registry id or a ``module:factory`` path.
 
 An environment tells marlmod what it needs through ``metadata["marlmod"]`` — the name of its
-bonus kwarg and the behaviours it labels — so environments stay free of marlmod imports.
+bonus kwarg, the behaviours it labels and, optionally, its batched twin — so environments stay free
+of marlmod imports. This module reads that entry and imports neither torch nor stable-baselines3
+(``marlmod validate`` stays light); a twin's module, which does, is imported only when training.
 An import path runs that module's code: only use configs you trust.
 """
 
@@ -11,13 +13,15 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pettingzoo
 from pettingzoo import ParallelEnv
 
-from marlmod.config import EnvConfig
 from marlmod.errors import MarlmodError
+
+if TYPE_CHECKING:  # typing only: reading envs must not load what marlmod.config imports (torch)
+    from marlmod.config import EnvConfig
 
 EnvFactory = Callable[[], ParallelEnv]
 
@@ -29,6 +33,7 @@ class EnvProtocol:
     bonus_kwarg: str
     behaviours: tuple[str, ...]
     opportunities: tuple[str, ...] = ()
+    batched: str | None = None  # "package.module:Class" of the env's batched twin, if any
 
 
 def registered_ids() -> list[str]:
@@ -40,10 +45,9 @@ def registered_ids() -> list[str]:
 def resolve_constructor(env_id: str) -> Callable[..., ParallelEnv]:
     """The callable behind ``env_id``; unknown ids fail listing the registered ones."""
     if ":" in env_id:
-        module_name, _, attr = env_id.partition(":")
         try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
+            return _import_path(env_id)
+        except (ImportError, AttributeError, ValueError) as err:
             raise MarlmodError(f"cannot import environment {env_id!r}: {err}") from err
     ids = registered_ids()
     if env_id not in ids:
@@ -54,16 +58,63 @@ def resolve_constructor(env_id: str) -> Callable[..., ParallelEnv]:
     return partial(pettingzoo.make, "parallel", env_id)
 
 
-def read_protocol(env: ParallelEnv, source: str) -> EnvProtocol:
+def _import_path(path: str) -> Any:
+    """The object at ``package.module:name``."""
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _marlmod_metadata(env: ParallelEnv) -> dict | None:
     meta = getattr(env, "metadata", {}).get("marlmod")
-    if not isinstance(meta, dict) or "bonus_kwarg" not in meta or "behaviours" not in meta:
+    return meta if isinstance(meta, dict) else None
+
+
+def read_protocol(env: ParallelEnv, source: str) -> EnvProtocol:
+    meta = _marlmod_metadata(env)
+    if meta is None or "bonus_kwarg" not in meta or "behaviours" not in meta:
         raise MarlmodError(
             f"environment {source!r} does not declare metadata['marlmod'] with "
             "'bonus_kwarg' and 'behaviours'; see README 'Adding an environment'"
         )
     return EnvProtocol(
-        str(meta["bonus_kwarg"]), tuple(meta["behaviours"]), tuple(meta.get("opportunities", ()))
+        str(meta["bonus_kwarg"]),
+        tuple(meta["behaviours"]),
+        tuple(meta.get("opportunities", ())),
+        _twin_path(meta, source),
     )
+
+
+def _twin_path(meta: dict, source: str) -> str | None:
+    path = meta.get("batched")
+    if path is not None and (not isinstance(path, str) or ":" not in path):
+        raise MarlmodError(
+            f"environment {source!r} declares metadata['marlmod']['batched'] = {path!r}, "
+            "not an import path 'package.module:Class'"
+        )
+    return path
+
+
+def batched_twin(env: ParallelEnv) -> type | None:
+    """The batched twin class ``env`` declares in ``metadata["marlmod"]["batched"]``, imported
+    now; ``None`` when it declares none or ``type(env)`` is not exactly the twin's ``env_class``
+    (a subclass or a wrapper may change the rules the twin reproduces)."""
+    source = f"{type(env).__module__}.{type(env).__qualname__}"
+    meta = _marlmod_metadata(env)
+    path = None if meta is None else _twin_path(meta, source)
+    if path is None:
+        return None
+    declared = f"environment {source!r} declares batched twin {path!r}"
+    try:
+        twin = _import_path(path)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise MarlmodError(f"{declared}, which cannot be imported: {err}") from err
+    env_class = getattr(twin, "env_class", None)
+    if not isinstance(env_class, type) or not callable(getattr(twin, "from_env", None)):
+        raise MarlmodError(
+            f"{declared}, which is not a twin class (one with env_class and from_env, "
+            "e.g. a marlmod.vec_env.BatchedTwin subclass)"
+        )
+    return twin if type(env) is env_class else None
 
 
 @dataclass(frozen=True)

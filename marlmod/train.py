@@ -2,8 +2,8 @@
 
 ``build_model`` makes a fresh PPO for a scenario; ``learn`` trains it; checkpoints are written
 atomically and loaded with a clear error when corrupt. Seeding goes through SB3's public
-``seed=`` path, which works because ``SharedPolicyVecEnv`` (and each batched twin in
-``marlmod.fast``) implements ``VecEnv.seed``.
+``seed=`` path, which works because ``SharedPolicyVecEnv`` (and each env's batched twin, e.g.
+``envs/gathering_batched.py``) implements ``VecEnv.seed`` (``marlmod.vec_env``).
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from marlmod.atomic import write_with
 from marlmod.config import Scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
-from marlmod.fast import batched_venv
 from marlmod.lean_ppo import LeanPPO
-from marlmod.vec_env import SharedPolicyVecEnv
+from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def make_venv(scenario: Scenario, make_env: EnvFactory) -> VecEnv:
-    """The env's batched twin when ``ppo.vectorised`` and one exists, else per-copy envs.
+    """The env's batched twin when ``ppo.vectorised`` and the env declares one for its exact
+    class (``metadata["marlmod"]["batched"]``), else per-copy envs.
 
     Both give identical trajectories for the same seed (tests/test_fast_env.py), so the choice
     changes speed, not results.

@@ -11,13 +11,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.gathering import GatheringEnv
+from envs.gathering_batched import BatchedGathering
 from envs.signalling import SignallingEnv
+from envs.signalling_batched import BatchedSignalling
 from marlmod.config import parse_scenario
-from marlmod.fast import batched_venv
-from marlmod.fast.gathering import BatchedGathering
-from marlmod.fast.signalling import BatchedSignalling
 from marlmod.train import build_model, make_venv
-from marlmod.vec_env import SharedPolicyVecEnv
+from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
 GATHERING_KWARGS = [
     {},

@@ -13,9 +13,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 
 from envs.gathering import GatheringEnv
 from envs.signalling import SignallingEnv
-from marlmod.fast import batched_venv
 from marlmod.lean_ppo import LeanPPO, lean_supported
-from marlmod.vec_env import SharedPolicyVecEnv
+from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
 # Short episodes so time-limit truncation (value bootstrapping) happens inside every rollout.
 GATHERING = partial(GatheringEnv, grid_size=5, max_cycles=9, aggression_bonus=1.0)

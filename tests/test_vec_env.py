@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env  # noqa: F401  (documented API)
@@ -77,3 +78,47 @@ def test_render_mode_is_exposed_for_sb3_and_images_come_from_each_copy() -> None
     venv.reset()
     assert venv.render_mode == "rgb_array"
     assert len(venv.get_images()) == 2
+
+
+def test_per_slot_calls_reach_the_copy_that_owns_the_slot() -> None:
+    venv = make_venv(copies=3)  # two agents per copy: slots 2 and 3 are copy 1
+    venv.set_attr("marker", "b", indices=[2])
+    venv.set_attr("marker", "c", indices=5)
+    assert [getattr(env, "marker", None) for env in venv.envs] == [None, "b", "c"]
+    assert venv.get_attr("marker", indices=[3, 4]) == ["b", "c"]
+    assert (
+        venv.env_method("observation_space", "agent_0", indices=[0, 5])
+        == [venv.observation_space] * 2
+    )
+    assert venv.env_is_wrapped(object, indices=[1, 2]) == [False, False]
+
+
+def test_a_batched_twin_answers_attributes_but_refuses_per_copy_calls() -> None:
+    from envs.gathering_batched import BatchedGathering
+
+    twin = BatchedGathering(2, grid_size=5)
+    assert twin.get_attr("grid_size", indices=[0, 3]) == [5, 5]
+    with pytest.raises(NotImplementedError, match="ppo.vectorised: false"):
+        twin.set_attr("grid_size", 6)
+    with pytest.raises(NotImplementedError, match="'render'"):
+        twin.env_method("render")
+
+
+def test_an_ended_copy_restarts_and_keeps_its_terminal_observation() -> None:
+    """SB3 expects the next episode's first observation, the last one in the info."""
+    venv = make_venv(copies=2)
+    venv.seed(7)
+    venv.reset()
+    actions = np.full(4, ZAP)
+    for _ in range(5):
+        obs, _, dones, infos = venv.step(actions)
+    assert dones.all()
+    reference = GatheringEnv(grid_size=5, max_cycles=5)
+    for k in range(2):
+        reference.reset(seed=7 + k)
+        for _ in range(5):
+            last, *_ = reference.step(dict.fromkeys(reference.agents, ZAP))
+        first, _ = reference.reset()  # the copy's own stream continues, unseeded
+        for i, agent in enumerate(reference.possible_agents):
+            np.testing.assert_array_equal(infos[k * 2 + i]["terminal_observation"], last[agent])
+            np.testing.assert_array_equal(obs[k * 2 + i], first[agent])

@@ -3,7 +3,8 @@
 ``BatchedSignalling`` is an SB3 ``VecEnv`` that behaves exactly like
 ``SharedPolicyVecEnv([SignallingEnv(**kwargs)] * B)``: same copy-major slot order
 (slot ``k * n_agents + i``; the sender is agent 0 of each copy), same observations, rewards, dones
-and info labels, same seeding (copy ``k`` gets ``seed + k``) and the same automatic resets.
+and info labels, same seeding (copy ``k`` gets ``seed + k``) and the same automatic resets (the
+last three come from ``marlmod.vec_env.CopyMajorVecEnv``).
 
 The game's random stream does not depend on the actions (a listener's random search is drawn
 whether it ignores the message or not), so each step makes the same draws in every copy: the
@@ -14,44 +15,32 @@ integers of a step come from one ``integers(lows, highs)`` call: NumPy draws eac
 exactly as it draws a scalar ``integers`` call (one Lemire rejection loop per element; a range of
 one value draws nothing), so it is the same stream with fewer Python calls. Everything else —
 the pointed site, scoring, rewards, observations — is batched over copies.
+``SignallingEnv`` declares this twin in ``metadata["marlmod"]["batched"]``;
 ``tests/test_fast_env.py`` checks the equivalence, so a change to ``envs/signalling.py`` (or to
-NumPy's integer sampling) that this file does not follow fails there.
+NumPy's integer sampling) that this file does not follow fails there. Unlike ``envs.signalling``,
+this module imports marlmod and SB3, so ``envs`` never imports it.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from envs.signalling import FOLLOW, LISTENER, NO_MESSAGE, SENDER, SignallingEnv
+from marlmod.vec_env import BatchedTwin, CopiesStep
 
 OPPORTUNITIES = ("message", "truthful", "lie", "decoy")
 
 
-class BatchedSignalling(VecEnv):
+class BatchedSignalling(BatchedTwin):
     """``n_copies`` signalling games × their agents as SB3 VecEnv slots, stepped as arrays."""
 
+    env_class = SignallingEnv
+
     def __init__(self, n_copies: int, **env_kwargs: Any) -> None:
-        if n_copies < 1:
-            raise ValueError(f"n_copies must be >= 1, got {n_copies}")
-        # The reference env validates the kwargs, supplies the spaces and renders copies.
-        self.template = SignallingEnv(**env_kwargs)
-        t = self.template
-        self.n_copies, self.n_listeners, self.n_sites = n_copies, t.n_listeners, t.n_sites
-        self.n_agents = 1 + t.n_listeners
-        self.render_mode = t.render_mode
-        obs_space, act_space = t.observation_space("agent_0"), t.action_space("agent_0")
-        super().__init__(n_copies * self.n_agents, obs_space, act_space)
-        self._rngs = [seeding.np_random(None)[0] for _ in range(n_copies)]
-        self._copy_seeds: list[int | None] = [None] * n_copies
-        self._actions = np.zeros(self.num_envs, dtype=np.int64)
+        super().__init__(n_copies, **env_kwargs)
+        self.n_listeners, self.n_sites = self.template.n_listeners, self.template.n_sites
         # One step's bounded integers per copy: each listener's search, the site, the decoy offset.
         n, k = self.n_listeners, self.n_sites
         self._lows = np.array([0] * (n + 1) + [1], dtype=np.int64)
@@ -59,12 +48,6 @@ class BatchedSignalling(VecEnv):
         self._draws = np.zeros((n_copies, n + 2), dtype=np.int64)
         self._uniforms = np.zeros(n_copies, dtype=np.float64)
         self._init_state()
-
-    @classmethod
-    def from_env(cls, env: SignallingEnv, n_copies: int) -> BatchedSignalling:
-        """Batch copies of ``env``'s configuration (its constructor args are its attributes)."""
-        names = [p for p in inspect.signature(SignallingEnv.__init__).parameters if p != "self"]
-        return cls(n_copies, **{name: getattr(env, name) for name in names})
 
     # ------------------------------------------------------------------ state
     def _init_state(self) -> None:
@@ -88,7 +71,7 @@ class BatchedSignalling(VecEnv):
         self._copy_idx = np.arange(b)
         self._sites = np.arange(self.n_sites)
 
-    def _reset_copy(self, k: int) -> None:
+    def _start_episode(self, k: int) -> None:
         """Exactly ``SignallingEnv.reset``: clear the pipeline, draw the first round."""
         self.cycle[k] = 0
         self.message[k] = self.prev_site[k] = self.prev_decoy[k] = NO_MESSAGE
@@ -111,27 +94,10 @@ class BatchedSignalling(VecEnv):
         self.decoy[copies] = (site + offset) % self.n_sites
         self.value[copies] = np.where(uniform < t.low_prob, t.low_value, t.high_value)
 
-    # ------------------------------------------------------------------ VecEnv API
-    def seed(self, seed: int | None = None) -> list[int | None]:
-        """Seed copy ``k`` with ``seed + k`` at the next reset (as ``SharedPolicyVecEnv``)."""
-        self._copy_seeds = [None if seed is None else seed + k for k in range(self.n_copies)]
-        return list(self._copy_seeds)
-
-    def reset(self) -> np.ndarray:
-        for k, seed in enumerate(self._copy_seeds):
-            if seed is not None:
-                self._rngs[k] = seeding.np_random(seed)[0]
-            self._reset_copy(k)
-        self._copy_seeds = [None] * self.n_copies
-        self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._observations()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
-
-    def step_wait(self) -> VecEnvStepReturn:
+    # ------------------------------------------------------------------ one step of every copy
+    def _step_copies(self, actions: np.ndarray) -> CopiesStep:
         t, n = self.template, self.n_listeners
-        acts = self._actions.reshape(self.n_copies, self.n_agents).astype(np.int64)
+        acts = actions.astype(np.int64)
         message = self._pointed_site(acts[:, 0])
         acted = acts[:, 1:] == FOLLOW
         self._draw_step()
@@ -172,24 +138,10 @@ class BatchedSignalling(VecEnv):
 
         rewards = np.repeat(task[:, None], self.n_agents, axis=1)
         rewards[:, 0] += bonus
-        obs = self._observations()
         infos = _infos(truthful, decoy, followed, misled, task, bonus, value)
-        done_copies = self.cycle >= t.max_cycles
-        dones = np.repeat(done_copies, self.n_agents)
-        if done_copies.any():
-            obs = self._finish_episodes(np.flatnonzero(done_copies), obs, infos)
-        return obs, rewards.astype(np.float32).reshape(-1), dones, infos
-
-    def _finish_episodes(
-        self, copies: np.ndarray, obs: np.ndarray, infos: list[dict[str, Any]]
-    ) -> np.ndarray:
-        """Keep the terminal observations, then reset the copies (the env only truncates)."""
-        for k in copies:
-            for slot in range(k * self.n_agents, (k + 1) * self.n_agents):
-                infos[slot]["terminal_observation"] = obs[slot].copy()
-                infos[slot]["TimeLimit.truncated"] = True
-            self._reset_copy(int(k))
-        return self._observations()
+        ended = self.cycle >= t.max_cycles
+        truncated = np.repeat(ended, self.n_agents)  # the game only ends by its time limit
+        return CopiesStep(rewards.astype(np.float32).reshape(-1), ended, truncated, infos)
 
     # ------------------------------------------------------------------ dynamics, batched
     def _draw_step(self) -> None:
@@ -210,7 +162,7 @@ class BatchedSignalling(VecEnv):
         frame = np.argsort(rank, axis=1)
         return frame[self._copy_idx, actions]
 
-    def _observations(self) -> np.ndarray:
+    def _observe(self) -> np.ndarray:
         """The sender's and the listeners' rows of every copy (module docstring of the env)."""
         b, k, idx = self.n_copies, self.n_sites, self._copy_idx
         obs = np.zeros((b, self.n_agents, 4 + 3 * k), dtype=np.float32)
@@ -229,13 +181,7 @@ class BatchedSignalling(VecEnv):
         obs[:, 1:] = listener[:, None]
         return obs.reshape(b * self.n_agents, -1)
 
-    # ------------------------------------------------------------------ the rest of the VecEnv API
-    def close(self) -> None:
-        pass
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        return [self._render_copy(k) for k in range(self.n_copies)]
-
+    # ------------------------------------------------------------------ pictures
     def _render_copy(self, k: int) -> np.ndarray | None:
         """Render through the reference env so the picture follows its spec."""
         self.template._last_round = (
@@ -246,33 +192,6 @@ class BatchedSignalling(VecEnv):
             self.last_choices[k].copy() if self.last_scored[k] else None,
         )
         return self.template.render()
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Configuration attributes of the game (the same for every slot)."""
-        return [getattr(self.template, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        raise NotImplementedError(
-            "BatchedSignalling copies share one configuration; build a new one (or set "
-            "ppo.vectorised: false for per-copy envs)"
-        )
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        raise NotImplementedError(
-            "BatchedSignalling has no per-copy env objects; set ppo.vectorised: false to call "
-            f"{method_name!r} on each copy"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
 
 
 def _infos(

@@ -3,52 +3,36 @@
 ``BatchedGathering`` is an SB3 ``VecEnv`` that behaves exactly like
 ``SharedPolicyVecEnv([GatheringEnv(**kwargs)] * B)``: same copy-major slot order
 (slot ``k * n_agents + i``), same observations, rewards, dones and info labels, same seeding
-(copy ``k`` gets ``seed + k``) and the same automatic resets. Exactness comes from keeping one
-``np.random.Generator`` per copy, seeded as ``GatheringEnv.reset(seed=...)`` seeds it, and drawing
-from it in the same order (reset: apple sites, start cells; step: eating order, respawn cells,
-regrowth); everything else is batched over copies. ``tests/test_fast_env.py`` checks the
-equivalence, so a change to ``envs/gathering.py`` that this file does not follow fails there.
+(copy ``k`` gets ``seed + k``) and the same automatic resets (the last three come from
+``marlmod.vec_env.CopyMajorVecEnv``). Exactness comes from keeping one ``np.random.Generator`` per
+copy, seeded as ``GatheringEnv.reset(seed=...)`` seeds it, and drawing from it in the same order
+(reset: apple sites, start cells; step: eating order, respawn cells, regrowth); everything else is
+batched over copies. ``GatheringEnv`` declares this twin in ``metadata["marlmod"]["batched"]``;
+``tests/test_fast_env.py`` checks the equivalence, so a change to ``envs/gathering.py`` that this
+file does not follow fails there. Unlike ``envs.gathering``, this module imports marlmod and SB3,
+so ``envs`` never imports it.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from envs.gathering import MOVES, ZAP, GatheringEnv
+from marlmod.vec_env import BatchedTwin, CopiesStep
 
 
-class BatchedGathering(VecEnv):
+class BatchedGathering(BatchedTwin):
     """``n_copies`` Gathering games × their agents as SB3 VecEnv slots, stepped as arrays."""
 
+    env_class = GatheringEnv
+
     def __init__(self, n_copies: int, **env_kwargs: Any) -> None:
-        if n_copies < 1:
-            raise ValueError(f"n_copies must be >= 1, got {n_copies}")
-        # The reference env validates the kwargs, supplies the spaces and renders copies.
-        self.template = GatheringEnv(**env_kwargs)
-        t = self.template
-        self.n_copies, self.n_agents, self.g = n_copies, t.n_agents, t.grid_size
-        self.render_mode = t.render_mode
-        obs_space, act_space = t.observation_space("agent_0"), t.action_space("agent_0")
-        super().__init__(n_copies * t.n_agents, obs_space, act_space)
-        self._rngs = [seeding.np_random(None)[0] for _ in range(n_copies)]
-        self._copy_seeds: list[int | None] = [None] * n_copies
-        self._actions = np.zeros(self.num_envs, dtype=np.int64)
+        super().__init__(n_copies, **env_kwargs)
+        self.g = self.template.grid_size
         self._init_state()
         self._init_obs_tables()
-
-    @classmethod
-    def from_env(cls, env: GatheringEnv, n_copies: int) -> BatchedGathering:
-        """Batch copies of ``env``'s configuration (its constructor args are its attributes)."""
-        names = [p for p in inspect.signature(GatheringEnv.__init__).parameters if p != "self"]
-        return cls(n_copies, **{name: getattr(env, name) for name in names})
 
     # ------------------------------------------------------------------ state
     def _init_state(self) -> None:
@@ -76,7 +60,7 @@ class BatchedGathering(VecEnv):
         self._canvas[:, 2, r : r + g, r : r + g] = 0.0
         self._copy_base = (np.arange(b) * p * p)[:, None]
 
-    def _reset_copy(self, k: int) -> None:
+    def _start_episode(self, k: int) -> None:
         """Exactly ``GatheringEnv.reset``'s draws, on copy ``k``'s generator."""
         t, g, rng = self.template, self.g, self._rngs[k]
         self.apple_sites[k] = rng.random((g, g)) < t.apple_density
@@ -87,27 +71,10 @@ class BatchedGathering(VecEnv):
         self.last_zaps[k] = False
         self.cycle[k] = 0
 
-    # ------------------------------------------------------------------ VecEnv API
-    def seed(self, seed: int | None = None) -> list[int | None]:
-        """Seed copy ``k`` with ``seed + k`` at the next reset (as ``SharedPolicyVecEnv``)."""
-        self._copy_seeds = [None if seed is None else seed + k for k in range(self.n_copies)]
-        return list(self._copy_seeds)
-
-    def reset(self) -> np.ndarray:
-        for k, seed in enumerate(self._copy_seeds):
-            if seed is not None:
-                self._rngs[k] = seeding.np_random(seed)[0]
-            self._reset_copy(k)
-        self._copy_seeds = [None] * self.n_copies
-        self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._observations()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
-
-    def step_wait(self) -> VecEnvStepReturn:
+    # ------------------------------------------------------------------ one step of every copy
+    def _step_copies(self, actions: np.ndarray) -> CopiesStep:
         t = self.template
-        acts = self._actions.reshape(self.n_copies, self.n_agents).astype(np.int64)
+        acts = actions.astype(np.int64)
         active = self.frozen_for == 0
         near = self._rivals_in_range(active)
         opportunity = near.any(axis=2) & active
@@ -125,24 +92,10 @@ class BatchedGathering(VecEnv):
         bonus = t.aggression_bonus * n_hits
         cost = t.zap_cost * zaps
         rewards = (task + bonus - cost).astype(np.float32).reshape(-1)
-        obs = self._observations()
         infos = _infos(zaps, n_hits > 0, opportunity, task, bonus, cost, self.frozen_for > 0)
-        done_copies = self.cycle >= t.max_cycles
-        dones = np.repeat(done_copies, self.n_agents)
-        if done_copies.any():
-            obs = self._finish_episodes(np.flatnonzero(done_copies), obs, infos)
-        return obs, rewards, dones, infos
-
-    def _finish_episodes(
-        self, copies: np.ndarray, obs: np.ndarray, infos: list[dict[str, Any]]
-    ) -> np.ndarray:
-        """Keep the terminal observations, then reset the copies (the env only truncates)."""
-        for k in copies:
-            for slot in range(k * self.n_agents, (k + 1) * self.n_agents):
-                infos[slot]["terminal_observation"] = obs[slot].copy()
-                infos[slot]["TimeLimit.truncated"] = True
-            self._reset_copy(int(k))
-        return self._observations()
+        ended = self.cycle >= t.max_cycles
+        truncated = np.repeat(ended, self.n_agents)  # the game only ends by its time limit
+        return CopiesStep(rewards, ended, truncated, infos)
 
     # ------------------------------------------------------------------ dynamics, batched
     def _rivals_in_range(self, active: np.ndarray) -> np.ndarray:
@@ -184,7 +137,7 @@ class BatchedGathering(VecEnv):
             rng.random(out=self._regrow[k])
         self.apples |= self.apple_sites & (self._regrow < self.template.respawn_prob)
 
-    def _observations(self) -> np.ndarray:
+    def _observe(self) -> np.ndarray:
         """Every agent's egocentric window, cut from one padded canvas per copy."""
         b, n, p, r, g = self.n_copies, self.n_agents, self._p, self._r, self.g
         active = self.frozen_for == 0
@@ -205,13 +158,7 @@ class BatchedGathering(VecEnv):
         obs[:, :, -1] = ~active
         return obs.reshape(b * n, -1)
 
-    # ------------------------------------------------------------------ the rest of the VecEnv API
-    def close(self) -> None:
-        pass
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        return [self._render_copy(k) for k in range(self.n_copies)]
-
+    # ------------------------------------------------------------------ pictures
     def _render_copy(self, k: int) -> np.ndarray | None:
         """Render through the reference env so the picture follows its spec."""
         t = self.template
@@ -222,33 +169,6 @@ class BatchedGathering(VecEnv):
             self.last_zaps[k],
         )
         return t.render()
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Configuration attributes of the game (the same for every slot)."""
-        return [getattr(self.template, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        raise NotImplementedError(
-            "BatchedGathering copies share one configuration; build a new one (or set "
-            "ppo.vectorised: false for per-copy envs)"
-        )
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        raise NotImplementedError(
-            "BatchedGathering has no per-copy env objects; set ppo.vectorised: false to call "
-            f"{method_name!r} on each copy"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
 
 
 def _infos(
