@@ -126,6 +126,17 @@ def test_every_problem_is_listed_with_its_key_path(tiny_dict: dict) -> None:
     ]
 
 
+def test_unprintable_keys_keep_one_problem_per_line(tiny_dict: dict) -> None:
+    tiny_dict["env"]["\x85"] = 0  # NEL: a line break to str.splitlines
+    tiny_dict["ppo"]["a\nb"] = 0
+    with pytest.raises(MarlmodError) as caught:
+        parse_scenario(tiny_dict, source="x.yaml")
+    assert str(caught.value).splitlines()[1:] == [
+        "  at env.'\\x85': unknown key",
+        "  at ppo.'a\\nb': unknown key",
+    ]
+
+
 def test_config_is_frozen(tiny_dict: dict) -> None:
     scenario = parse_scenario(tiny_dict)
     with pytest.raises(Exception, match="frozen"):
