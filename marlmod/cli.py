@@ -23,6 +23,18 @@ app = typer.Typer(
 )
 
 
+def set_option() -> typer.models.OptionInfo:
+    """``--set key.path=value`` (repeatable), shared by the commands that load a scenario."""
+    return typer.Option(
+        None,
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="Set one config value as if the file were edited (the value is YAML; it replaces "
+        "what is there), e.g. --set seeds=[0] --set ppo.learning_rate=1e-4. Repeatable; the "
+        "config hash and run.json are those of the result",
+    )
+
+
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
@@ -30,12 +42,13 @@ def run(
     workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')"),
     backend: str = typer.Option("local", help="local (worker processes) or ray (Ray tasks)"),
     ray_address: str = typer.Option(None, help="Ray cluster address; default: start Ray here"),
+    assignments: list[str] | None = set_option(),
 ) -> None:
     """Run (or resume) a scenario end to end and print its results table."""
     from marlmod.config import load_scenario
     from marlmod.experiment import run_scenario
 
-    scenario = load_scenario(config)
+    scenario = load_scenario(config, assignments or ())
     typer.echo(run_scenario(scenario, out, workers or None, backend, ray_address))
 
 
@@ -68,12 +81,16 @@ def episodes(
 
 
 @app.command()
-def validate(config: Path = typer.Argument(..., help="Scenario YAML to check")) -> None:
-    """Check a scenario config (schema and environment) without running anything."""
+def validate(
+    config: Path = typer.Argument(..., help="Scenario YAML to check"),
+    assignments: list[str] | None = set_option(),
+) -> None:
+    """Check a scenario config (schema and environment) without running anything; every schema
+    problem is listed, one per line with its key path."""
     from marlmod.config import load_scenario
     from marlmod.environments import resolve_env
 
-    scenario = load_scenario(config)
+    scenario = load_scenario(config, assignments or ())
     resolve_env(scenario.env)
     typer.echo(f"{config}: ok (config hash {scenario.digest})")
 

@@ -2,21 +2,24 @@
 
 A scenario names the game (an environment and its kwargs) and everything marlmod does with it:
 the misbehaviour bonus, training budgets, the layer to prune, the strategies to compare and the
-seeds. Environments never read YAML; only this module does. Unknown keys, wrong types and
-out-of-range numbers fail at load with the key's path, so a typo never becomes a silent default.
+seeds. Environments never read YAML; ``marlmod.config_files`` reads the files (``extends``
+chains, ``--set`` overrides) and this module validates the resulting mapping. Unknown keys, wrong
+types and out-of-range numbers fail at load with the key's path, so a typo never becomes a silent
+default.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marlmod.cells import Cell, scenario_cells
+from marlmod.config_files import apply_assignments, resolve_file
 from marlmod.errors import MarlmodError
 from marlmod.locate import HIDDEN_LAYER_ONLY, STRATEGIES
 from marlmod.prune import ACTION_HEAD
@@ -382,16 +385,12 @@ class Scenario(_Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Load and validate a scenario YAML (safe loader), raising one clear MarlmodError."""
-    path = Path(path)
-    if not path.is_file():
-        raise MarlmodError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise MarlmodError(f"{path}: not valid YAML: {err}") from err
-    return parse_scenario(data, source=str(path))
+def load_scenario(path: str | Path, assignments: Sequence[str] = ()) -> Scenario:
+    """Load and validate a scenario YAML: its ``extends`` chain merged, then each ``--set``
+    assignment applied (``marlmod.config_files``), then the schema. Raises one MarlmodError."""
+    data = apply_assignments(resolve_file(path), assignments)
+    source = " ".join([str(path), *(f"--set {a}" for a in assignments)])
+    return parse_scenario(data, source=source)
 
 
 def parse_scenario(data: Any, source: str = "config") -> Scenario:
@@ -404,13 +403,30 @@ def parse_scenario(data: Any, source: str = "config") -> Scenario:
 
 
 def describe_validation_error(err: ValidationError) -> str:
-    """The first problem as 'at <key.path>: <message>' — one line a person can act on."""
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "<top level>"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"at {where}: {message}{extra}"
+    """Every problem, each as 'at <key.path>: <message>': one line when there is one, else a
+    count and one indented line per problem, so a config with several typos is fixed in one go."""
+    problems = validation_problems(err)
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:" + "".join(f"\n  {p}" for p in problems)
+
+
+def validation_problems(err: ValidationError) -> list[str]:
+    """One 'at <key.path>: <message>' per error pydantic found, in its order."""
+    problems = []
+    for error in err.errors():
+        where = ".".join(_key_name(part) for part in error["loc"]) or "<top level>"
+        message = " ".join(error["msg"].split())
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        problems.append(f"at {where}: {message}")
+    return problems
+
+
+def _key_name(part: str | int) -> str:
+    """A key as written, or quoted when it holds a line break or other unprintable character
+    (YAML allows them in keys), so each problem stays on its own line."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)

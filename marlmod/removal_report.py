@@ -159,7 +159,9 @@ def _interval(mean: float, low: float, high: float) -> str:
 
 def held_out_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Trait rate and task return after retraining in every held-out situation, per cell."""
-    names = sorted({c.split("@", 1)[1] for c in cells.columns if c.startswith("trait_rate_retrained@")})
+    names = sorted(
+        {c.split("@", 1)[1] for c in cells.columns if c.startswith("trait_rate_retrained@")}
+    )
     rows = []
     for strategy, group in cells.groupby("strategy", sort=False):
         row: dict[str, object] = {"strategy": strategy}
@@ -233,7 +235,9 @@ def weight_space_table(space: pd.DataFrame) -> pd.DataFrame:
             {
                 "strategy": strategy,
                 "seeds": len(group),
-                "L2 distance to pretrained": str(mean_ci(group.l2_to_pretrained, method="bootstrap")),
+                "L2 distance to pretrained": str(
+                    mean_ci(group.l2_to_pretrained, method="bootstrap")
+                ),
                 "trait rate halfway": str(mean_ci(group.midpoint_trait_rate, method="bootstrap")),
                 "lowest task return on the path": str(
                     mean_ci(group.path_min_task_return, method="bootstrap")

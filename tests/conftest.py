@@ -9,31 +9,13 @@ import pytest
 import torch
 
 from marlmod.config import Scenario, parse_scenario
+from marlmod.config_files import resolve_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TINY: dict = {
-    "name": "tiny",
-    "env": {
-        "id": "marlmod/gathering-v0",
-        "kwargs": {"grid_size": 5, "max_cycles": 20},
-        "bonus": 1.0,
-        "trait": "attack",
-    },
-    "seeds": [0],
-    "network": {"hidden": [8, 8], "activation": "relu"},
-    "ppo": {"n_copies": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 1},
-    "pretrain_steps": 128,
-    "retrain": {"steps": 128, "eval_points": 2},
-    "evaluation": {"episodes": 2},
-    "record_episodes": 4,
-    "clusterability_shuffles": 2,
-    "prune": {
-        "layer": "mlp_extractor.policy_net.3",
-        "fraction": 0.25,
-        "strategies": ["contrast", "random"],
-    },
-}
+# The smallest scenario (configs/tiny.yaml, read as the CLI reads it): tests change single values
+# of a copy (``tiny_dict``), so the tiny budgets have one home.
+TINY: dict = resolve_file(ROOT / "configs" / "tiny.yaml")
 
 
 @pytest.fixture(autouse=True)

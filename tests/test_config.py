@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from marlmod.atomic import read_json
 from marlmod.config import load_scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
+from marlmod.experiment import stored_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+BASES = sorted((ROOT / "configs" / "base").glob("*.yaml"))
+COMMITTED_RUNS = sorted((ROOT / "results").glob("*/run.json"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -27,6 +31,35 @@ def test_shipped_configs_are_valid(path: Path) -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_compare_against_random_units(path: Path) -> None:
     assert "random" in load_scenario(path).prune.strategies
+
+
+@pytest.mark.parametrize("info_path", COMMITTED_RUNS, ids=[p.parent.name for p in COMMITTED_RUNS])
+def test_each_committed_result_is_its_configs_run(info_path: Path) -> None:
+    """configs/<name>.yaml, with its extends chain, is still the config results/<name> was made
+    with: `marlmod run` on it resumes those results (the check prepare_run_dir makes) instead of
+    refusing them. Rewriting configs as bases and overlays must keep every digest."""
+    config = ROOT / "configs" / f"{info_path.parent.name}.yaml"
+    assert config.is_file(), f"no config for committed results {info_path.parent}"
+    assert load_scenario(config).digest == stored_digest(read_json(info_path), info_path)
+
+
+def test_committed_results_are_checked() -> None:
+    assert COMMITTED_RUNS, "results/*/run.json not found: the digest check above checked nothing"
+
+
+@pytest.mark.parametrize("path", BASES, ids=[p.stem for p in BASES])
+def test_base_configs_are_extended_and_not_runnable_alone(path: Path) -> None:
+    """configs/base/ holds shared parts only (configs/README.md): each is used by a scenario,
+    and none is mistaken for one (no name of its own)."""
+    with pytest.raises(MarlmodError, match="at name: required key is missing"):
+        load_scenario(path)
+    users = [c for c in [*CONFIGS, *BASES] if extended_by(c) == path.resolve()]
+    assert users, f"{path} is extended by no config"
+
+
+def extended_by(config: Path) -> Path | None:
+    base = yaml.safe_load(config.read_text()).get("extends")
+    return (config.parent / base).resolve() if base else None
 
 
 @pytest.mark.parametrize(
@@ -77,6 +110,31 @@ def test_bad_fields_name_their_key(tiny_dict: dict, mutate, message: str) -> Non
     mutate(tiny_dict)
     with pytest.raises(MarlmodError, match=re.escape(message)):
         parse_scenario(tiny_dict)
+
+
+def test_every_problem_is_listed_with_its_key_path(tiny_dict: dict) -> None:
+    tiny_dict["ppo"]["learnin_rate"] = 1
+    tiny_dict["prune"]["fraction"] = 2
+    del tiny_dict["seeds"]
+    with pytest.raises(MarlmodError) as caught:
+        parse_scenario(tiny_dict, source="x.yaml")
+    assert str(caught.value).splitlines() == [
+        "x.yaml: 3 problems:",
+        "  at seeds: required key is missing",
+        "  at ppo.learnin_rate: unknown key",
+        "  at prune.fraction: Input should be less than or equal to 1",
+    ]
+
+
+def test_unprintable_keys_keep_one_problem_per_line(tiny_dict: dict) -> None:
+    tiny_dict["env"]["\x85"] = 0  # NEL: a line break to str.splitlines
+    tiny_dict["ppo"]["a\nb"] = 0
+    with pytest.raises(MarlmodError) as caught:
+        parse_scenario(tiny_dict, source="x.yaml")
+    assert str(caught.value).splitlines()[1:] == [
+        "  at env.'\\x85': unknown key",
+        "  at ppo.'a\\nb': unknown key",
+    ]
 
 
 def test_config_is_frozen(tiny_dict: dict) -> None:

@@ -49,6 +49,17 @@ def drop_path(tree: dict, path: tuple) -> None:
     del tree[path[-1]]
 
 
+def assert_every_problem_names_a_key_path(message: str) -> None:
+    """One line 'config: at <path>: ...', or 'config: N problems:' then N lines '  at <path>: ...'
+    (describe_validation_error): every rejection names where it is."""
+    first, *rest = message.splitlines()
+    if not rest:
+        assert first.startswith("config: at "), message
+        return
+    assert first == f"config: {len(rest)} problems:", message
+    assert all(line.startswith("  at ") for line in rest), message
+
+
 @settings(max_examples=300, deadline=None)
 @given(path=st.sampled_from(PATHS), value=JUNK, action=st.sampled_from(["set", "drop", "extra"]))
 def test_mutated_configs_are_accepted_or_named(path: tuple, value: Any, action: str) -> None:
@@ -62,7 +73,7 @@ def test_mutated_configs_are_accepted_or_named(path: tuple, value: Any, action: 
     try:
         scenario = parse_scenario(data)
     except MarlmodError as err:
-        assert str(err).startswith("config: at "), str(err)
+        assert_every_problem_names_a_key_path(str(err))
         return
     if action == "extra" and not (path[:-1] and path[-2] == "kwargs"):
         raise AssertionError(f"unknown key at {path[:-1]} was silently accepted")
