@@ -166,3 +166,64 @@ def plot_layer_contrasts(contrasts: dict[int, dict[str, list[float]]], target: P
         fig.colorbar(image, ax=ax)
     write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+
+
+def plot_relearn(curves: pd.DataFrame, attacks: pd.DataFrame, target: Path) -> None:
+    """Relearning attacks as small multiples: one panel per attacked model and start, its trait
+    rate over the attack (each seed's fastest learning rate; mean and 95% CI band), with the
+    control model's attack in every panel as the reference and the half-pretrained threshold."""
+    from marlmod.relearn import CONTROL
+    from marlmod.removal_report import worst_case
+
+    fastest = worst_case(attacks)[["seed", "target", "start", "masks", "fastest_lr"]]
+    chosen = curves.merge(
+        fastest.rename(columns={"fastest_lr": "learning_rate"}),
+        on=["seed", "target", "start", "masks", "learning_rate"],
+    )
+    control = chosen[chosen.target == CONTROL]
+    panels = [
+        key
+        for key in chosen[["target", "start", "masks"]].drop_duplicates().itertuples(index=False)
+        if key.target != CONTROL
+    ]
+    cols = min(4, max(1, len(panels)))
+    rows = max(1, -(-len(panels) // cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.4 * cols, 2.6 * rows), sharex=True, sharey=True, squeeze=False
+    )
+    threshold = attacks.half_threshold.mean()
+    for ax, key in zip(axes.flat, panels, strict=False):
+        group = chosen[
+            (chosen.target == key.target)
+            & (chosen.start == key.start)
+            & (chosen.masks == key.masks)
+        ]
+        _mean_band(ax, control, "grey", "control model", linestyle="--")
+        _mean_band(ax, group, "C3", key.target)
+        ax.axhline(threshold, color="k", linewidth=0.6, linestyle=":")
+        masks = "" if key.masks == "held" else ", masks released"
+        ax.set_title(f"{key.target}\n(from {key.start}{masks})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    fig.supxlabel("attack agent-steps (bonus back on)", fontsize=9)
+    fig.supylabel("trait occurrences per agent-step", fontsize=9)
+    fig.suptitle(
+        "Relearning attacks (red) vs the never-paid control (grey dashed); dotted: half the "
+        "pretrained rate",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def _mean_band(ax: plt.Axes, group: pd.DataFrame, color: str, label: str, **style) -> None:
+    stats = group.groupby("steps").trait_rate.apply(lambda v: mean_ci(v.values))
+    if stats.empty:
+        return
+    steps = stats.index.values
+    ax.plot(steps, [e.mean for e in stats], color=color, label=label, **style)
+    lows = [e.low if e.n > 1 else e.mean for e in stats]
+    highs = [e.high if e.n > 1 else e.mean for e in stats]
+    ax.fill_between(steps, lows, highs, color=color, alpha=0.2)

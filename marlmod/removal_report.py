@@ -281,12 +281,28 @@ def rank_correlations(
     return pd.DataFrame(rows)
 
 
-def budget_table(curves: pd.DataFrame, cells: pd.DataFrame, pretrain_steps: int) -> pd.DataFrame:
+def load_scratch_curves(run_dir: Path) -> pd.DataFrame:
+    """The from-scratch cooperative model's curve per seed, named like a cell."""
+    frames = [
+        pd.DataFrame(read_json(path))[["steps", "trait_rate", "task_return"]].assign(
+            seed=seed_of(path, 1), strategy="scratch"
+        )
+        for path in sorted(run_dir.glob("seed_*/scratch/curve.json"))
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def budget_table(
+    curves: pd.DataFrame, scratch: pd.DataFrame, cells: pd.DataFrame, pretrain_steps: int
+) -> pd.DataFrame:
     """Trait rate and task return at each point of cooperative retraining, as a share of the
     pretraining budget, per cell — with the from-scratch bar and the control beside them: at
     which retraining budget (if any) does pruning beat starting over?"""
     rows = []
-    for (strategy, steps), group in curves.groupby(["strategy", "steps"], sort=False):
+    both = pd.concat([curves, scratch], ignore_index=True)
+    for (steps, strategy), group in both.sort_values("steps").groupby(
+        ["steps", "strategy"], sort=False
+    ):
         if steps == 0:
             continue
         rows.append(
@@ -307,3 +323,69 @@ def budget_table(curves: pd.DataFrame, cells: pd.DataFrame, pretrain_steps: int)
         }
     )
     return pd.DataFrame(rows)
+
+
+Tables = dict[str, tuple[str, pd.DataFrame]]
+
+
+def removal_tables(
+    run_dir: Path, cells: pd.DataFrame, curves: pd.DataFrame, attacks: pd.DataFrame
+) -> Tables:
+    """The report's sections on removal vs suppression, for whatever the run computed."""
+    tables: Tables = {}
+    if not attacks.empty:
+        tables["Relearning attack"] = (
+            "Training with the bonus back on, from each cell after cooperative retraining "
+            "(`retrained`) and right after pruning (`pruned`); steps to half = attack agent-steps "
+            "until the trait rate reaches half the seed's pretrained rate, worst case (fastest) "
+            "over the learning-rate grid, censored attacks counted as the budget (a lower "
+            "bound). Differences are paired by seed with the control model, which was never "
+            "paid for the trait; mean [95% bootstrap CI] unless marked t. Suppressed = relearns "
+            "faster than the control (steps interval below 0 or AUC interval above 0); not "
+            "faster = what marlmod calls removed — with 5 seeds, read the intervals.",
+            relearn_table(attacks),
+        )
+    if any(c.startswith("trait_rate_retrained@") for c in cells.columns):
+        tables["Held-out situations"] = (
+            "Env variants no training phase saw (`evaluation.held_out`), measured with the same "
+            "policies; mean [95% t-interval] over seeds.",
+            held_out_table(cells),
+        )
+    probes = load_probes(run_dir)
+    if not probes.empty:
+        tables["Latent trait (linear probes)"] = (
+            "AUROC on held-out recorded states of a linear probe on all hidden layers predicting "
+            "the pretrained model's trait decision (and the opportunity); 0.5 = chance. The "
+            "control, never paid for the trait, shows how much any competent policy's state "
+            "features predict it.",
+            probe_table(probes),
+        )
+    space = load_weight_space(run_dir)
+    if not space.empty:
+        tables["Weight space"] = (
+            "L2 distance of the retrained policy's weights from the pretrained ones, and the "
+            "trait rate and task return along the straight line between them (alpha 0 = "
+            "pretrained, 1 = retrained). Mean [95% bootstrap CI] over seeds.",
+            weight_space_table(space),
+        )
+        if not attacks.empty:
+            correlations = rank_correlations(space, attacks)
+            if not correlations.empty:
+                tables["Does weight space predict relearning?"] = (
+                    "Spearman rank correlation over cells × seeds between each weight-space "
+                    "measure and relearning speed (worst-case relearn AUC from the retrained "
+                    "start, masks held); 95% percentile-bootstrap CI over (cell, seed) pairs.",
+                    correlations,
+                )
+    info = run_dir / "run.json"
+    if info.is_file() and curves.steps.nunique() > 2:
+        pretrain_steps = read_json(info)["config"]["pretrain_steps"]
+        tables["Retraining budget"] = (
+            "Trait rate and task return at each point of cooperative retraining, the budget "
+            "given as a share of the pretraining budget; the from-scratch row is a fresh network "
+            "trained cooperatively for that budget. Where pruned-and-retrained cells do not beat "
+            "`scratch` on task return at a budget, a user could skip pretraining there. Mean "
+            "[95% bootstrap CI] over seeds.",
+            budget_table(curves, load_scratch_curves(run_dir), cells, pretrain_steps),
+        )
+    return tables

@@ -33,6 +33,7 @@ from marlmod.atomic import read_json, write_text
 from marlmod.cells import ACTION_HEAD_MARK, MODEL_STAGES, NO_PRUNE, Cell
 from marlmod.errors import MarlmodError
 from marlmod.migrate import check_layout
+from marlmod.removal_report import load_relearn, removal_tables
 from marlmod.stats import (
     CIMethod,
     area_under_curve,
@@ -42,6 +43,7 @@ from marlmod.stats import (
     probability_of_improvement,
 )
 
+METRICS = ("trait_rate", "task_return")
 SUMMARY_COLUMNS = {
     "trait_rate_before": "trait before",
     "trait_rate_pruned": "trait pruned",
@@ -70,6 +72,14 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             for stage, point in (("pruned", 0), ("retrained", -1)):
                 for role, value in role_returns.iloc[point].items():
                     cell[f"task_return_{stage}[{role}]"] = value
+        if "held_out" in curve:
+            held = curve.pop("held_out")
+            before = read_json(seed_dir / "pretrain" / "metrics.json").get("held_out", {})
+            cell.update(held_out_columns(held, before))
+            curve = curve.join(held_out_curve(held))
+        distillation = cell_path.parent / "distillation.json"
+        if distillation.is_file():
+            cell.update({f"distill_{k}": v for k, v in read_json(distillation).items()})
         rows.append(
             {
                 **cell,
@@ -86,6 +96,31 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rows:
         raise MarlmodError(f"no finished cells under {run_dir}; run the scenario first")
     return _derive(pd.DataFrame(rows)), pd.concat(curves, ignore_index=True)
+
+
+def held_out_columns(points: pd.Series, before: dict) -> dict[str, float]:
+    """Trait rate and task return in each held-out situation: before pruning, right after
+    pruning and after retraining (columns ``<metric>_<stage>@<situation>``)."""
+    out = {}
+    for name, metrics in before.items():
+        out[f"trait_rate_before@{name}"] = metrics["trait_rate"]
+        out[f"task_return_before@{name}"] = metrics["task_return"]
+    for stage, point in (("pruned", 0), ("retrained", -1)):
+        for name, metrics in points.iloc[point].items():
+            out[f"trait_rate_{stage}@{name}"] = metrics["trait_rate"]
+            out[f"task_return_{stage}@{name}"] = metrics["task_return"]
+    return out
+
+
+def held_out_curve(points: pd.Series) -> pd.DataFrame:
+    """The held-out measurements of a curve as columns ``<metric>@<situation>``."""
+    return pd.DataFrame(
+        [
+            {f"{metric}@{name}": m[metric] for name, m in point.items() for metric in METRICS}
+            for point in points
+        ],
+        index=points.index,
+    )
 
 
 def label(strategy: str, cells: pd.DataFrame) -> str:
@@ -395,15 +430,22 @@ def write_report(run_dir: Path, name: str) -> str:
         plot_layer_contrasts,
         plot_pareto,
         plot_relapse,
+        plot_relearn,
         plot_sweep,
     )
 
     cells, curves = load_cells(run_dir)
+    attacks, attack_curves = load_relearn(run_dir)
     clusters, sweeps = load_clusterability(run_dir), load_sweeps(run_dir)
     write_text(run_dir / "cells.csv", cells.to_csv(index=False))
     write_text(run_dir / "curves.csv", curves.to_csv(index=False))
     write_text(run_dir / "summary.csv", tidy_summary(cells).to_csv(index=False))
     tables = report_tables(cells, clusters, load_relocations(run_dir, cells))
+    tables.update(removal_tables(run_dir, cells, curves, attacks))
+    if not attacks.empty:
+        write_text(run_dir / "relearn.csv", attacks.to_csv(index=False))
+        write_text(run_dir / "relearn_curves.csv", attack_curves.to_csv(index=False))
+        plot_relearn(attack_curves, attacks, run_dir / "relearn.png")
     markdown = render_markdown(name, tables)
     write_text(run_dir / "summary.md", markdown)
     write_text(run_dir / "summary.html", render_html(name, tables))
