@@ -23,7 +23,8 @@ import tracemalloc
 
 import numpy as np
 
-from marlmod.locate import Evidence, score_units, top_units
+from marlmod.locate import score_units, top_units
+from marlmod.strategies.evidence import Evidence
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -39,7 +39,7 @@ from marlmod.clusterability import clusterability, policy_weights
 from marlmod.config import Scenario
 from marlmod.environments import ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.locate import Evidence, score_units, top_units
+from marlmod.locate import score_units, top_units
 from marlmod.modularity import WiringCost
 from marlmod.prune import (
     ACTION_HEAD,
@@ -56,6 +56,7 @@ from marlmod.prune import (
 from marlmod.record import activations_on
 from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
+from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.per_weight import per_weight_scores, top_weights
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
