@@ -15,8 +15,9 @@ class LayerKind(Enum):
     """What a strategy ranks: the units of a hidden dense layer or the logits of the action head.
 
     A layer kind is named by what it is, so refusals read naturally ("cannot rank the action
-    head"). A new kind (e.g. the channels of a convolutional layer) is one more member here and
-    one more entry in the ``layer_kinds`` of each strategy that can rank it.
+    head"). A new kind (e.g. the channels of a convolutional layer) is one more member here, added
+    to the ``layer_kinds`` of each strategy that can rank it; every other registry entry must then
+    say why it cannot (its ``layer_limit``), or the registry refuses to import.
     """
 
     HIDDEN = "a hidden dense layer"

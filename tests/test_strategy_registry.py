@@ -93,7 +93,7 @@ def test_a_limited_entry_must_say_why() -> None:
     with pytest.raises(ValueError, match="layer_limit"):
         StrategySpec("x", "x", "m:f", frozenset(), frozenset({LayerKind.HIDDEN}))
     with pytest.raises(ValueError, match="module:function"):
-        StrategySpec("x", "x", "no_function", frozenset())
+        StrategySpec("x", "x", "no_function", frozenset(), frozenset(LayerKind))
 
 
 # ---------------------------------------------------------------- config validation

@@ -62,7 +62,7 @@ class StrategySpec:
     summary: str
     scorer: str  # "package.module:function", imported by ``load``
     needs: frozenset[Need]
-    layer_kinds: frozenset[LayerKind] = EVERY_LAYER_KIND
+    layer_kinds: frozenset[LayerKind]
     layer_limit: str = ""  # what it reads that the other layer kinds lack
 
     def __post_init__(self) -> None:
@@ -98,9 +98,11 @@ def _spec(
     summary: str,
     scorer: str,
     needs: tuple[Need, ...] = (),
-    layer_kinds: tuple[LayerKind, ...] = tuple(LayerKind),
+    layer_kinds: tuple[LayerKind, ...] = (LayerKind.HIDDEN, LayerKind.ACTION_HEAD),
     layer_limit: str = "",
 ) -> StrategySpec:
+    """An entry; the default layer kinds are listed, not "every kind", so a new kind is claimed
+    by no strategy until its entry says so (or says why not: ``layer_limit``)."""
     return StrategySpec(
         name, summary, scorer, frozenset(needs), frozenset(layer_kinds), layer_limit
     )
