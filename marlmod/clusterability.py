@@ -14,25 +14,21 @@ Filan et al. find ordinary trained MLPs only slightly more clusterable than thei
 report the z-score whatever it says.
 
 Weight matrices use torch's convention, ``[out_features, in_features]``, listed input → output.
-The ``cluster`` locating strategy prunes whole clusters of the policy network at once.
+The ``cluster`` locating strategy (``marlmod.strategies.cluster``) prunes whole clusters of the
+policy network at once.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.cluster import SpectralClustering
 from torch import nn
 
 from marlmod.errors import MarlmodError
-from marlmod.prune import HEAD_AFTER, hidden_layer
-from marlmod.strategies.common import cohens_d, need, split_by_trait
-
-if TYPE_CHECKING:
-    from marlmod.locate import Evidence
+from marlmod.prune import HEAD_AFTER
 
 N_CLUSTERS = 4  # the smallest k Filan et al. use; ≈ a quarter of each layer per cluster
 POLICY_NET = "mlp_extractor.policy_net"
@@ -163,37 +159,3 @@ def policy_weights(policy: nn.Module, net: str = POLICY_NET) -> list[np.ndarray]
         modules[p].weight.detach().cpu().numpy().astype(np.float64)
         for p in policy_linear_paths(policy, net)
     ]
-
-
-def cluster(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
-    """Prune whole weight-graph clusters: the cluster most associated with the trait first.
-
-    Clusters the whole policy network (observation inputs → hidden layers → action logits) into
-    ``N_CLUSTERS`` with normalised spectral clustering, then ranks clusters by the mean signed
-    Cohen's d (trait vs non-trait rows) of their units in ``ev.layer``. Every unit of the top
-    cluster outranks every unit of the next, and so on, so a prune removes whole clusters as far
-    as the fraction allows; where the fraction ends inside a cluster, its units are taken in
-    order of their own d. Units isolated in the graph (already pruned) rank last. This tests the
-    module-pruning premise directly: if the trait lives in a weight module, removing that module
-    should remove it. Without clusterability (see ``clusterability``) it degrades towards a
-    coarse ``contrast``.
-    """
-    policy = need(ev, "policy", "cluster")
-    producer = hidden_layer(policy, need(ev, "layer", "cluster")).producer
-    paths = policy_linear_paths(policy)
-    if producer not in paths[:-1]:
-        raise MarlmodError(f"cluster strategy covers {POLICY_NET} layers only, not {ev.layer!r}")
-    weights = policy_weights(policy)
-    offsets = layer_offsets(weights)
-    node_layer = paths.index(producer) + 1
-    graph = weight_graph(weights)
-    labels = spectral_clusters(graph, N_CLUSTERS, int(rng.integers(2**31 - 1)))
-    unit_labels = labels[offsets[node_layer] : offsets[node_layer + 1]]
-    if len(unit_labels) != ev.units:
-        raise MarlmodError(f"{producer} has {len(unit_labels)} units; evidence has {ev.units}")
-    d = cohens_d(*split_by_trait(ev.acts, ev.trait))
-    present = [c for c in np.unique(unit_labels) if c >= 0]
-    ranked = sorted(present, key=lambda c: -d[unit_labels == c].mean())
-    rank = np.array([ranked.index(c) if c >= 0 else len(ranked) for c in unit_labels])
-    span = 2 * float(np.abs(d).max()) + 1
-    return -rank * span + d

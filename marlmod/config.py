@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from marlmod.cells import Cell, scenario_cells
 from marlmod.config_files import apply_assignments, resolve_file
 from marlmod.errors import MarlmodError
-from marlmod.locate import HIDDEN_LAYER_ONLY, STRATEGIES
-from marlmod.prune import ACTION_HEAD
+from marlmod.layers import ACTION_HEAD, LayerKind
+from marlmod.strategies.registry import STRATEGIES, Need, names_for, unknown_strategy
 
 # Fields that choose *which* stages run or *how* they are executed, not what any stage computes.
 EXECUTION_ONLY = {
@@ -171,7 +171,7 @@ class PruneConfig(_Frozen):
     def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [n for n in names if n not in STRATEGIES]
         if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
+            raise ValueError(unknown_strategy(unknown[0]))
         if len(set(names)) != len(names):
             raise ValueError("strategies must not repeat")
         return names
@@ -189,13 +189,10 @@ class PruneConfig(_Frozen):
             missing = [n for n in getattr(self, field_name) if n not in self.strategies]
             if missing:
                 raise ValueError(f"{field_name} strategy {missing[0]!r} is not in prune.strategies")
-        wired = [n for n in self.action_head if n in HIDDEN_LAYER_ONLY]
-        if wired:
-            valid = [n for n in STRATEGIES if n not in HIDDEN_LAYER_ONLY]
-            raise ValueError(
-                f"action_head strategy {wired[0]!r} reads the wiring around a hidden layer, "
-                f"which the action head lacks; valid: {', '.join(valid)}"
-            )
+        for name in self.action_head:
+            if refusal := STRATEGIES[name].refusal(LayerKind.ACTION_HEAD):
+                valid = ", ".join(names_for(LayerKind.ACTION_HEAD))
+                raise ValueError(f"action_head strategy {name!r} {refusal}; valid: {valid}")
         return self
 
 
@@ -343,8 +340,19 @@ class Scenario(_Frozen):
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must not repeat")
-        if "routed" in self.prune.strategies and self.pretrain.method != "routing":
-            raise ValueError("prune strategy 'routed' needs pretrain.method: routing")
+        kind = LayerKind.HIDDEN  # every layer prune.layer may name, checked above
+        # What a strategy may need that only some scenarios supply, and the setting that supplies
+        # it (every scenario records trait and opportunity labels, trains a control, keeps the
+        # policy's weights and gradients).
+        unmet = {}
+        if self.pretrain.method != "routing":
+            unmet[Need.ROUTED_PRETRAINING] = "pretrain.method: routing"
+        for name in self.prune.strategies:
+            spec = STRATEGIES[name]
+            if refusal := spec.refusal(kind):
+                raise ValueError(f"prune strategy {name!r} {refusal}; prune.layer is {layer!r}")
+            for need in (n for n in Need if n in spec.needs and n in unmet):
+                raise ValueError(f"prune strategy {name!r} needs {need.phrase}: set {unmet[need]}")
         if self.relearn is not None:
             names = {cell.name for cell in self.cells}
             unknown = [c for c in self.relearn.cells if c not in names]

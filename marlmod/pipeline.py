@@ -39,7 +39,7 @@ from marlmod.config import Scenario
 from marlmod.distill import distill
 from marlmod.environments import EnvFactory, ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.locate import Evidence, score_units, top_units
+from marlmod.locate import score_units, top_units
 from marlmod.metrics import Curve, Metrics, curve_from_json, curve_to_json, measure
 from marlmod.modularity import WiringCost
 from marlmod.prune import (
@@ -58,6 +58,7 @@ from marlmod.record import activations_on
 from marlmod.retrain import train_early_stopped, train_with_curve
 from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
+from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.per_weight import per_weight_scores, top_weights
 from marlmod.tasks import SeedTask, seed_tasks
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model

@@ -25,12 +25,12 @@ import torch
 from torch import nn
 
 from marlmod.errors import MarlmodError
+from marlmod.layers import ACTION_HEAD
 from marlmod.record import resolve_module
 from marlmod.step_hooks import AfterEachStep
 
 # Where a hidden layer's outputs go when it is the last layer of an SB3 MLP extractor.
 HEAD_AFTER = {"mlp_extractor.policy_net": "action_net", "mlp_extractor.value_net": "value_net"}
-ACTION_HEAD = "action_net"  # the policy's logits: prunable only where a config asks for it
 GRANULARITIES = ("units", "weights")
 
 Masks = dict[str, torch.Tensor]

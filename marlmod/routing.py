@@ -4,7 +4,7 @@ Post-hoc locating has to *find* where a trait lives; gradient routing decides it
 pretraining, the PPO loss of every agent-step labelled with the trait may only update a
 designated subset of one hidden layer's units (the first ``round(fraction × width)``); the loss of
 other steps may be kept away from those units (``route_non_trait``). Pruning then removes exactly
-the designated units (the ``routed`` locating strategy).
+the designated units (the ``routed`` locating strategy, ``marlmod.strategies.routed``).
 
 How it rides inside SB3's PPO, through public extension points only:
 
@@ -36,7 +36,7 @@ reads them).
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,10 +48,6 @@ from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import BufferWithExtras
 from marlmod.prune import hidden_layer
 from marlmod.record import resolve_module
-from marlmod.strategies.common import need
-
-if TYPE_CHECKING:
-    from marlmod.locate import Evidence
 
 FREE, TRAIT, OTHER = 0, 1, 2
 ROUTE_BY = ("action", "positive_advantage")
@@ -246,18 +242,3 @@ class RouteLabels(BaseCallback):
             self._handle.remove()
             self._handle = None
         self.model.rollout_buffer.batch_codes = None
-
-
-def routed(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
-    """Locating strategy for a routed policy: the units the trait was routed into rank first.
-
-    Nothing is inferred from activations: training put the trait there, so a prune of the
-    routed fraction removes exactly ``ev.routed_units`` (filled by ``SeedRun.evidence``). Among
-    the rest, units are ordered by index, which never matters at the matched fraction.
-    """
-    units = need(ev, "routed_units", "routed")
-    if len(units) and max(units) >= ev.units:
-        raise MarlmodError(f"routed unit {max(units)} is outside a layer of {ev.units} units")
-    scores = -np.arange(ev.units, dtype=np.float64) / ev.units  # in (-1, 0]: index tie-break
-    scores[list(units)] += 2.0
-    return scores

@@ -12,8 +12,9 @@ from marlmod.atomic import cached_json
 from marlmod.clusterability import clusterability as ncut_vs_shuffles
 from marlmod.clusterability import policy_weights
 from marlmod.latent_probe import latent_trait
-from marlmod.locate import Evidence, score_units, top_units
+from marlmod.locate import score_units, top_units
 from marlmod.prune import Prune, apply_masks, load_prune, unit_masks
+from marlmod.strategies.evidence import Evidence
 from marlmod.weight_space import straight_path
 
 if TYPE_CHECKING:

@@ -22,7 +22,8 @@ from marlmod.clusterability import (
     weight_graph,
 )
 from marlmod.errors import MarlmodError
-from marlmod.locate import Evidence, score_units
+from marlmod.locate import score_units
+from marlmod.strategies.evidence import Evidence
 
 # inputs a, b → outputs c, d; strong a–c and b–d, weak crossings
 SQUARE = [np.array([[2.0, -1.0], [1.0, 2.0]])]  # rows = outputs c, d; columns = inputs a, b

@@ -98,8 +98,10 @@ def extended_by(config: Path) -> Path | None:
         (lambda d: d["prune"].update(weights=["magic"]), "unknown strategy 'magic'; valid: "),
         (
             lambda d: d["prune"].update(strategies=["contrast", "wanda"], action_head=["wanda"]),
-            "action_head strategy 'wanda' reads the wiring around a hidden layer, which the "
-            "action head lacks; valid: contrast, random, selective",
+            "action_head strategy 'wanda' cannot rank the action head, only a hidden dense "
+            "layer: it reads the wiring around a hidden layer (the Linear before it and the one "
+            "after); valid: contrast, random, selective, opportunity, probe, control, "
+            "attribution, activation_magnitude",
         ),
         (lambda d: d["network"].update(activation="gelu"), "at network.activation"),
         (lambda d: d.update(seeds=[1, 1]), "seeds must not repeat"),

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from marlmod.errors import MarlmodError
-from marlmod.locate import STRATEGIES, Evidence, score_units, top_units
+from marlmod.locate import score_units, top_units
+from marlmod.strategies.evidence import Evidence
+from marlmod.strategies.registry import STRATEGIES
 
 
 def planted(rows: int = 400, units: int = 10, unit: int = 6, seed: int = 0):

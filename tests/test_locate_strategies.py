@@ -10,7 +10,8 @@ from small_nets import policy_3_4_4_3
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from marlmod.errors import MarlmodError
-from marlmod.locate import Evidence, score_units
+from marlmod.locate import score_units
+from marlmod.strategies.evidence import Evidence
 
 LAYER = "mlp_extractor.policy_net.3"
 
@@ -225,5 +226,5 @@ def test_strategies_rank_the_trait_logit_first_on_the_action_head() -> None:
     )
     for name in ("contrast", "attribution", "selective"):
         assert int(np.argmax(score_units(name, ev, rng()))) == 2, name
-    with pytest.raises(MarlmodError, match="not a layer inside an nn.Sequential"):
-        score_units("wanda", ev, rng())  # config refuses it for the head (HIDDEN_LAYER_ONLY)
+    with pytest.raises(MarlmodError, match="'wanda' cannot rank the action head, only a hidden"):
+        score_units("wanda", ev, rng())  # the registry's reason, as config validation gives it

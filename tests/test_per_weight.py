@@ -10,8 +10,8 @@ from small_nets import policy_3_4_4_3
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from marlmod.errors import MarlmodError
-from marlmod.locate import Evidence
 from marlmod.record import activations_on, inputs_on
+from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.per_weight import credit, per_weight_scores, top_weights
 
 FIRST = "mlp_extractor.policy_net.1"  # producer policy_net.0 reads the observation directly

@@ -14,7 +14,7 @@ from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import LeanPPO
-from marlmod.locate import Evidence, score_units, top_units
+from marlmod.locate import score_units, top_units
 from marlmod.pipeline import SeedRun
 from marlmod.prune import load_prune
 from marlmod.routing import (
@@ -27,6 +27,7 @@ from marlmod.routing import (
     discouraged_to_other,
     route_codes,
 )
+from marlmod.strategies.evidence import Evidence
 from marlmod.train import build_model, learn
 
 LAYER = "mlp_extractor.policy_net.3"

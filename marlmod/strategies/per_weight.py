@@ -10,8 +10,6 @@ vs ``<s>`` compares granularity, not locating methods; ``random`` picks uniforml
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
@@ -19,9 +17,8 @@ from marlmod.errors import MarlmodError
 from marlmod.prune import WeightIndices, hidden_layer
 from marlmod.record import inputs_on
 from marlmod.strategies.common import layer_linears, need
-
-if TYPE_CHECKING:
-    from marlmod.locate import Evidence
+from marlmod.strategies.evidence import Evidence
+from marlmod.strategies.moments import column_mean, square
 
 WeightScores = dict[str, np.ndarray]  # parameter name -> one score per entry, its shape
 
@@ -89,7 +86,7 @@ def credit(ev: Evidence, unit_scores: np.ndarray) -> WeightScores:
     w_in, bias, w_out = (p.detach().cpu().numpy().astype(np.float64) for p in params.values())
     producer = hidden_layer(policy, need(ev, "layer", "weights")).producer
     x_rms = _rms(inputs_on(policy, producer, need(ev, "obs", "weights")[trait]))
-    h_rms = _rms(ev.acts[trait])
+    h_rms = _rms(ev.acts, trait)
     incoming = np.abs(w_in) * x_rms[None, :]
     in_total = incoming.sum(axis=1) + np.abs(bias)
     outgoing = np.abs(w_out) * h_rms[None, :]
@@ -118,8 +115,9 @@ def top_weights(scores: WeightScores, count: int) -> WeightIndices:
     )
 
 
-def _rms(x: np.ndarray) -> np.ndarray:
-    return np.sqrt((x.astype(np.float64) ** 2).mean(axis=0))
+def _rms(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Root mean square of each column over ``rows`` (in row chunks: the rows are not copied)."""
+    return np.sqrt(column_mean(x, rows, square))
 
 
 def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:

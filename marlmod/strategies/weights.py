@@ -8,17 +8,14 @@ capability) and ``activation_magnitude`` (trait-blind, removes the busiest units
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
 from marlmod.errors import MarlmodError
 from marlmod.record import resolve_module
 from marlmod.strategies.common import layer_linears, need
-
-if TYPE_CHECKING:
-    from marlmod.locate import Evidence
+from marlmod.strategies.evidence import Evidence
+from marlmod.strategies.moments import column_mean, square
 
 ATTRIBUTION_BATCH = 4096
 
@@ -96,5 +93,5 @@ def wanda(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     actually sends onward. Returned negated so the smallest contributions are pruned first.
     """
     _, outgoing = _unit_weight_l1(ev, "wanda")
-    rms = np.sqrt((ev.acts.astype(np.float64) ** 2).mean(axis=0))
+    rms = np.sqrt(column_mean(ev.acts, transform=square))
     return -(rms * outgoing)
