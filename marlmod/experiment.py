@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from marlmod.atomic import read_json, write_json
 from marlmod.config import Scenario, parse_scenario
-from marlmod.environments import resolve_env
+from marlmod.environments import check_variants, resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.migrate import check_layout
 from marlmod.pipeline import run_seed, run_shared, run_task
@@ -52,7 +52,7 @@ def run_scenario(
     """
     if backend not in BACKENDS:
         raise MarlmodError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    resolve_env(scenario.env)  # fail on a bad env before any work starts
+    check_variants(resolve_env(scenario.env), scenario.evaluation.held_out)  # fail before work
     if scenario.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise MarlmodError("tensorboard: true needs TensorBoard: pip install 'marlmod[tracking]'")
     run_dir = out_root.resolve() / scenario.name
