@@ -14,9 +14,9 @@ import torch
 from stable_baselines3.common.policies import BasePolicy
 
 from marlmod.atomic import read_json, write_with
-from marlmod.config import parse_scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
+from marlmod.experiment import stored_scenario
 from marlmod.pipeline import EVAL_SEED_OFFSET, NO_PRUNE, SeedRun
 from marlmod.prune import apply_masks
 from marlmod.train import load_model
@@ -52,7 +52,7 @@ def write_episode_gifs(
     info = run_dir / "run.json"
     if not info.is_file():
         raise MarlmodError(f"{run_dir} is not a run directory (no run.json)")
-    scenario = parse_scenario(read_json(info)["config"], source=str(info))
+    scenario = stored_scenario(read_json(info), info)
     run = SeedRun(scenario, seed, run_dir)
     cell_dir = run.dir / strategy
     kept = (cell_dir / "model.zip").is_file()

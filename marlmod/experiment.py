@@ -195,9 +195,15 @@ def stored_digest(info: dict, path: Path) -> str:
     """Digest of the config a run directory was made with, re-read under today's schema so that
     fields added since (with defaults) or execution-only fields do not orphan old results."""
     try:
-        return parse_scenario(naming_the_backend(info["config"]), source=str(path)).digest
+        return stored_scenario(info, path).digest
     except (KeyError, TypeError, MarlmodError):
         return str(info.get("config_hash", "unknown"))
+
+
+def stored_scenario(info: dict, path: Path) -> Scenario:
+    """The scenario a run directory's ``run.json`` (``info``, read from ``path``) was made with,
+    under today's schema and on the backend that trained it."""
+    return parse_scenario(naming_the_backend(info["config"]), source=str(path))
 
 
 def naming_the_backend(config: Any) -> Any:

@@ -17,7 +17,7 @@ import marlmod.config
 from marlmod.config import DEFAULT_BACKEND, load_scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.experiment import stored_digest
+from marlmod.experiment import stored_digest, stored_scenario
 from marlmod.lean_ppo import LeanPPO
 from marlmod.train import build_model, learn, load_model, save_model
 
@@ -64,9 +64,11 @@ def test_old_run_configs_keep_their_backend_whatever_the_default(
     monkeypatch.setattr(marlmod.config, "DEFAULT_BACKEND", "compiled")
     monkeypatch.setattr("marlmod.compiled_update.cpp_compiler", lambda: "g++")
     for config, run in committed_runs():
-        info = json.loads(run.read_text())
+        info, scenario = json.loads(run.read_text()), load_scenario(config)
         assert "backend" not in info["config"]["ppo"], "made before ppo.backend existed"
-        assert stored_digest(info, run) == load_scenario(config).digest, run
+        assert stored_digest(info, run) == scenario.digest, run
+        # what `marlmod episodes` loads the run's models with
+        assert stored_scenario(info, run).ppo.backend == scenario.ppo.backend, run
 
 
 def test_sb3_and_lean_hash_alike_and_compiled_apart(tiny_dict: dict) -> None:
