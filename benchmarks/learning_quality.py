@@ -5,11 +5,11 @@ Run (from the repository root, venv active)::
     python benchmarks/learning_quality.py                          # quick.yaml, 3 seeds
     python benchmarks/learning_quality.py --settings 8:128:256,32:32:1024 --steps 300000
 
-A setting is ``n_copies:n_steps:batch_size[:learning_rate][+compile]`` (other PPO fields from
-the scenario; ``+compile`` turns on ``ppo.compile``, the compiled update)::
+A setting is ``n_copies:n_steps:batch_size[:learning_rate][+BACKEND]`` (other PPO fields from
+the scenario; ``+sb3``, ``+lean`` or ``+compiled`` sets ``ppo.backend``, else the scenario's)::
 
     python benchmarks/learning_quality.py --config configs/aggression.yaml \
-        --settings 8:128:256,8:128:256+compile --steps 500000 --seeds 0,1,2,3,4
+        --settings 8:128:256+lean,8:128:256+compiled --steps 500000 --seeds 0,1,2,3,4
 
 Each
 (setting, seed) pretrains with the misbehaviour bonus for ``--steps`` agent-steps, then is
@@ -29,12 +29,13 @@ import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import get_args
 
 import numpy as np
 import torch
 from scipy import stats
 
-from marlmod.config import Scenario, load_scenario
+from marlmod.config import Backend, Scenario, load_scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.rollout import rollout
 from marlmod.stats import Estimate, mean_ci
@@ -89,15 +90,21 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def scenario_for(base: Scenario, setting: str) -> Scenario:
-    """The base scenario with a setting's PPO fields (``copies:n_steps:batch[:lr][+compile]``)."""
-    shape, _, flag = setting.partition("+")
-    if flag not in ("", "compile"):
-        raise SystemExit(f"unknown setting flag {flag!r} in {setting!r}; valid: +compile")
+    """The base scenario with a setting's PPO fields (``copies:n_steps:batch[:lr][+BACKEND]``),
+    validated as a scenario file would be."""
+    shape, _, backend = setting.partition("+")
+    if backend == "compile":
+        raise SystemExit(f"setting {setting!r}: +compile is now +compiled (ppo.backend)")
+    if backend not in ("", *get_args(Backend)):
+        valid = ", ".join(f"+{name}" for name in get_args(Backend))
+        raise SystemExit(f"unknown backend {backend!r} in setting {setting!r}; valid: {valid}")
     copies, n_steps, batch, *lr = shape.split(":")
     update = {"n_copies": int(copies), "n_steps": int(n_steps), "batch_size": int(batch)}
-    update["compile"] = flag == "compile"
-    ppo = base.ppo.model_copy(update=update | ({"learning_rate": float(lr[0])} if lr else {}))
-    return base.model_copy(update={"ppo": ppo})
+    update |= {"learning_rate": float(lr[0])} if lr else {}
+    update |= {"backend": backend} if backend else {}
+    return parse_scenario(
+        base.model_dump(mode="json") | {"ppo": base.ppo.model_dump(mode="json") | update}
+    )
 
 
 def train_and_evaluate(task: tuple[str, str, int, int, int]) -> tuple[float, float, float]:

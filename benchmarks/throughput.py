@@ -13,7 +13,7 @@ caches never help another:
 ``plain``
     the dict-based ParallelEnv → SuperSuit ``pettingzoo_env_to_vec_env_v1`` +
     ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` → SB3 PPO, through
-    ``marlmod.supersuit_route`` (which adds the ``seed()`` SB3 needs; see that module), with
+    ``benchmarks/supersuit_route.py`` (which adds the ``seed()`` SB3 needs; see that module), with
     PyTorch's default thread count — the route as a user would first write it. The baseline.
 ``plain-1t``
     the same with ``torch.set_num_threads(1)``: on small nets extra threads cost more than they
@@ -21,19 +21,27 @@ caches never help another:
     single-threaded too.
 ``shared``
     marlmod's ``SharedPolicyVecEnv`` over the ParallelEnv (``ppo.vectorised: false``), SB3 PPO.
-``fast``
-    the env's NumPy-batched twin from ``marlmod.fast`` (``ppo.vectorised: true``), SB3 PPO;
-    skipped for an env without one.
+
+The training backends (``ppo.backend``, ``marlmod.train.BACKENDS``), each on the env's
+NumPy-batched twin it declares (``ppo.vectorised: true``; skipped for an env without
+one), built as ``marlmod.train`` builds them:
+
+``sb3``
+    stable_baselines3's own PPO loops.
 ``lean``
-    the batched twin with ``marlmod.lean_ppo.LeanPPO`` — marlmod's default route: SB3's PPO
-    with the rollout and update loops written out, bitwise the same training
-    (``tests/test_lean_ppo.py``).
+    ``marlmod.lean_ppo.LeanPPO``: SB3's PPO with the rollout and update loops written out,
+    bitwise the same training (``tests/test_lean_ppo.py``).
 ``compiled``
-    ``lean`` with ``ppo.compile`` (``marlmod.compiled_update``): each minibatch step — loss
-    gradient, gradient clipping and Adam — compiled by ``torch.compile`` into one graph; faster,
-    no longer bitwise SB3 (its learning quality: ``benchmarks/learning_quality.py`` with a
-    ``+compile`` setting). Compiling happens before the timed ``learn`` (on copies of the
-    weights, so the trajectory is untouched) and is reported as ``compile s``.
+    ``lean`` with ``marlmod.compiled_update``: each minibatch step — loss gradient, gradient
+    clipping and Adam — compiled by ``torch.compile`` into one graph; faster, no longer bitwise
+    SB3 (its learning quality: ``benchmarks/learning_quality.py`` with a ``+compiled`` setting).
+    Compiling happens before the timed ``learn`` (on copies of the weights, so the trajectory is
+    untouched) and is reported as ``compile s``; skipped without a C++ compiler.
+``default``
+    exactly what a new scenario trains with: ``PPOConfig()``'s backend (``DEFAULT_BACKEND``, or
+    its no-compiler fallback), env route, copies, n_steps and batch size; ``--copies``,
+    ``--n-steps`` and ``--batch-size`` do not apply to it (``default@COPIESxN_STEPS`` does). A
+    line under the table says what it resolved to. ``--routes plain,default`` measures it.
 ``compiled@64x32``
     ``compiled`` with 64 env copies × n_steps 32 instead of 16 × 128: the same 4,096-sample
     rollouts, minibatches and epochs, but a quarter as many env steps and policy calls per
@@ -43,29 +51,29 @@ caches never help another:
     two processes of ``compiled@64x32`` at once, as ``marlmod run`` with ``workers: 2`` trains
     two cells at once on a 2-core machine; rates are summed over the processes (per CPU-second:
     total steps over total CPU time), memory too. Any route takes ``*K``.
-``fast-b1k`` (only when named in ``--routes``)
-    the fast route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
+``sb3-b1k`` (only when named in ``--routes``)
+    the ``sb3`` route with batch_size 1024 and learning_rate 1.2e-3 (4× both): fewer, larger
     minibatches. Shown for what the speed would be, *not* a default:
     ``benchmarks/learning_quality.py`` on configs/aggression.yaml (500k steps, 3 seeds) gave the
     same attack rate but a lower task return (32.1 vs 38.1).
 
-Every route but ``fast-b1k`` gets the same PPO hyperparameters (``PPOConfig``/``NetworkConfig``
-defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs), ``--copies`` env copies (16 by
-default) and the same agent-step budget and seed, unless its name sets another layout. Columns:
-``env/s`` = agent-steps per second stepping the VecEnv with random actions (no policy); ``train/s``
-= agent-steps per second of ``PPO.learn`` (rollouts and updates); ``/cpu-s`` = the same per second
-of the process's CPU time (``time.process_time``), which other people's load on a shared machine
-disturbs far less than wall time; ``x plain`` = train rate over the plain route's in the same round
-(with ``--repeat``, the median of the rounds' ratios; its range follows the row), ``x 1t`` over
-``plain-1t``'s, ``x 1t cpu`` the same in CPU time (a 2-thread route spends two CPU-seconds per
-second); the other columns are per-field medians over rounds; ``learn s`` = its wall time; ``proc
-s`` = the child's whole wall time (imports, env-only run, PPO construction, learning); ``peak MiB``
-= the child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes
-torch's ~300 MiB of imports) and ``+MiB`` = that peak minus the RSS right after the imports;
-``weights`` = a checksum of the trained policy: equal checksums mean the routes learnt exactly the
-same policy (``plain`` may differ in the last digits: two threads add up matrix products in another
-order). The table ends with the locating benchmark (``benchmarks/locate_scale.py``) unless
-``--no-locate``.
+Every route but ``sb3-b1k`` and ``default`` gets the same PPO hyperparameters
+(``PPOConfig``/``NetworkConfig`` defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs),
+``--copies`` env copies (16 by default) and the same agent-step budget and seed, unless its name
+sets another layout. Columns: ``env/s`` = agent-steps per second stepping the VecEnv with random
+actions (no policy); ``train/s`` = agent-steps per second of ``PPO.learn`` (rollouts and updates);
+``/cpu-s`` = the same per second of the process's CPU time (``time.process_time``), which other
+people's load on a shared machine disturbs far less than wall time; ``x plain`` = train rate over
+the plain route's in the same round (with ``--repeat``, the median of the rounds' ratios; its range
+follows the row), ``x 1t`` over ``plain-1t``'s, ``x 1t cpu`` the same in CPU time (a 2-thread route
+spends two CPU-seconds per second); the other columns are per-field medians over rounds; ``learn
+s`` = its wall time; ``proc s`` = the child's whole wall time (imports, env-only run, PPO
+construction, learning); ``peak MiB`` = the child's peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so it includes torch's ~300 MiB of imports) and
+``+MiB`` = that peak minus the RSS right after the imports; ``weights`` = a checksum of the trained
+policy: equal checksums mean the routes learnt exactly the same policy (``plain`` may differ in the
+last digits: two threads add up matrix products in another order). The table ends with the locating
+benchmark (``benchmarks/locate_scale.py``) unless ``--no-locate``.
 """
 
 from __future__ import annotations
@@ -86,15 +94,28 @@ ROUTES = (
     "plain",
     "plain-1t",
     "shared",
-    "fast",
+    "sb3",
     "lean",
     "compiled",
+    "default",
     "compiled@64x32",
     "compiled@64x32*2",
 )
-KINDS = ("plain", "plain-1t", "shared", "fast", "lean", "compiled", "fast-b1k")
+# Route kind -> (how its envs are stepped, its training backend). ``default`` is resolved in the
+# child from ``PPOConfig()``, as a new scenario resolves it.
+KINDS: dict[str, tuple[str, str]] = {
+    "plain": ("supersuit", "sb3"),
+    "plain-1t": ("supersuit", "sb3"),
+    "shared": ("shared", "sb3"),
+    "sb3": ("batched", "sb3"),
+    "lean": ("batched", "lean"),
+    "compiled": ("batched", "compiled"),
+    "sb3-b1k": ("batched", "sb3"),
+    "default": ("scenario", "scenario"),
+}
+RENAMED = {"fast": "sb3", "fast-b1k": "sb3-b1k"}
 # Not a default (it learns less capability; see the module docstring): 4× minibatch and lr.
-FAST_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
+SB3_B1K = {"batch_size": 1024, "learning_rate": 1.2e-3}
 GATHERING = "marlmod/gathering-v0"
 
 
@@ -142,12 +163,14 @@ def processes(route: str) -> tuple[str, int]:
     return base, int(count or 1)
 
 
-def layout(args: argparse.Namespace, route: str) -> tuple[str, int, int | None]:
+def layout(args: argparse.Namespace, route: str) -> tuple[str, int | None, int | None]:
     """A route's kind, env copies and n_steps: ``kind@COPIESxN_STEPS`` overrides the defaults
     (e.g. ``compiled@64x32``: four times the copies, a quarter of the steps, the same rollout
-    size and minibatches)."""
+    size and minibatches); None where the route takes its own (``default``: ``PPOConfig``'s)."""
     kind, _, shape = processes(route)[0].partition("@")
     if not shape:
+        if kind == "default":
+            return kind, None, None
         return kind, args.copies, args.n_steps
     try:
         copies, n_steps = (int(x) for x in shape.split("x"))
@@ -162,14 +185,12 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     """Measure one route in this process; returns one JSON-able row."""
     import numpy as np
     import torch
-    from stable_baselines3 import PPO
     from supersuit_route import supersuit_venv  # benchmarks/, beside this script
 
-    from marlmod.compiled_update import cpp_compiler
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
-    from marlmod.lean_ppo import LeanPPO
-    from marlmod.train import ACTIVATIONS
+    from marlmod.errors import MarlmodError
+    from marlmod.train import ACTIVATIONS, BACKENDS, on_backend
     from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
     kind, copies, n_steps = layout(args, route)
@@ -177,16 +198,26 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     started_rss = rss_mib()
     constructor = resolve_constructor(args.env)
     kwargs = json.loads(args.env_kwargs)
+    ppo, net = PPOConfig(), NetworkConfig()  # PPOConfig() resolves the default backend
+    envs, backend = KINDS[kind]
+    batch_size = args.batch_size or ppo.batch_size
+    tuned = SB3_B1K if kind == "sb3-b1k" else {}
+    if kind == "default":  # what a new scenario trains with
+        envs, backend = "scenario", ppo.backend
+        copies, n_steps, batch_size = copies or ppo.n_copies, n_steps or ppo.n_steps, ppo.batch_size
 
     def make_env():
         return constructor(**kwargs)
 
     def make_venv():
-        if kind.startswith("plain"):
+        if envs == "supersuit":
             return supersuit_venv(make_env, copies)
-        if kind == "shared":
+        if envs == "shared" or (envs == "scenario" and not ppo.vectorised):
             return SharedPolicyVecEnv([make_env] * copies)
-        return batched_venv(make_env, copies)
+        venv = batched_venv(make_env, copies)
+        if venv is None and envs == "scenario":  # as marlmod.train.make_venv falls back
+            return SharedPolicyVecEnv([make_env] * copies)
+        return venv
 
     venv = make_venv()
     if venv is None:
@@ -203,14 +234,11 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     env_wall, env_cpu = time.perf_counter() - tic, time.process_time() - cpu
     venv.close()
 
-    ppo, net = PPOConfig(), NetworkConfig()
-    tuned = FAST_B1K if kind == "fast-b1k" else {}
-    algorithm = LeanPPO if kind in ("lean", "compiled") else PPO
-    model = algorithm(
+    model = BACKENDS[backend](
         "MlpPolicy",
         make_venv(),
         n_steps=n_steps or ppo.n_steps,
-        batch_size=tuned.get("batch_size", args.batch_size or ppo.batch_size),
+        batch_size=tuned.get("batch_size", batch_size),
         n_epochs=ppo.n_epochs,
         learning_rate=tuned.get("learning_rate", ppo.learning_rate),
         ent_coef=ppo.ent_coef,
@@ -225,9 +253,14 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         device="cpu",
         verbose=0,
     )
-    if kind == "compiled" and cpp_compiler() is None:
-        return {"route": route, "skipped": "torch.compile finds no C++ compiler"}
-    compile_s = compile_update(model) if kind == "compiled" else None
+    tic = time.perf_counter()
+    try:
+        on_backend(model, backend)
+    except MarlmodError as err:  # e.g. compiled without a C++ compiler
+        return {"route": route, "skipped": str(err)}
+    if backend == "compiled":  # compile now, on copies of the weights: the trajectory is kept
+        model.warm_up_compiled_update()
+    compile_s = time.perf_counter() - tic
     tic, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=args.budget, progress_bar=False)
     learn_s, learn_cpu = time.perf_counter() - tic, time.process_time() - cpu
@@ -235,6 +268,8 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     peak = rss_mib()
     return {
         "route": route,
+        "backend": backend,
+        "layout": f"{copies} copies x n_steps {model.n_steps}, batch {model.batch_size}",
         "threads": torch.get_num_threads(),
         "env_rate": steps * venv.num_envs / env_wall,
         "env_cpu_rate": steps * venv.num_envs / env_cpu,
@@ -244,17 +279,8 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
         "peak_mib": peak,
         "above_imports_mib": peak - started_rss,
         "weights": f"{checksum:.10g}",
-        **({"compile_s": compile_s} if compile_s is not None else {}),
+        **({"compile_s": compile_s} if backend == "compiled" else {}),
     }
-
-
-def compile_update(model) -> float:
-    """Switch ``model`` to the compiled update and compile it (on copies of its weights, so the
-    trajectory is untouched); returns the seconds it took."""
-    tic = time.perf_counter()
-    model.use_compiled_update()
-    model.warm_up_compiled_update()
-    return time.perf_counter() - tic
 
 
 # ---------------------------------------------------------------------------- parent: the table
@@ -323,6 +349,8 @@ def combined(route: str, rows: list[dict]) -> dict:
         "train_rate": sum(r["train_rate"] for r in rows),
         "train_cpu_rate": per_cpu_second("train_cpu_rate"),
         "weights": rows[0]["weights"],
+        "backend": rows[0]["backend"],
+        "layout": rows[0]["layout"],
     }
     for key, merge in (("learn_s", max), ("proc_s", max), ("compile_s", max)):
         if key in rows[0]:
@@ -405,7 +433,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     routes = args.routes.split(",")
     for route in routes:
-        if layout(args, route)[0] not in KINDS:
+        kind = layout(args, route)[0]
+        if kind in RENAMED:
+            raise SystemExit(f"route {kind!r} is now {RENAMED[kind]!r} (named after its backend)")
+        if kind not in KINDS:
             raise SystemExit(
                 f"unknown route {route!r}; valid: {', '.join(KINDS)}, each optionally followed "
                 "by @COPIESxN_STEPS and *PROCESSES"
@@ -418,7 +449,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.quick:
         print("--quick: a smoke test (all routes in one process); the numbers mean nothing")
-    print(format_table(measure_all(args, routes)))
+    rows = measure_all(args, routes)
+    print(format_table(rows))
+    for row in rows:
+        if row["route"].startswith("default") and "skipped" not in row:
+            print(f"{row['route']}: ppo.backend {row['backend']}, {row['layout']} (PPOConfig())")
     if not args.no_locate:
         locate = [sys.executable, str(ROOT / "benchmarks" / "locate_scale.py")]
         sys.stdout.flush()

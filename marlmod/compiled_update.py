@@ -1,17 +1,18 @@
-"""Opt-in faster PPO updates (``ppo.compile``): each minibatch step as one compiled graph.
+"""The ``compiled`` training backend (``ppo.backend: compiled``): each minibatch step as one graph.
 
 Why: after ``LeanPPO`` removed SB3's Python bookkeeping, an update on marlmod's 64-wide MLPs is
 mostly PyTorch's per-operation overhead: the loss's dozens of tiny kernels, the autograd engine
 walking them backwards, ``clip_grad_norm_`` and Adam each launching their own kernels per
-parameter. ``ppo_step`` writes the whole minibatch step — SB3's loss, its gradient
-(``torch.func.grad``), gradient-norm clipping and Adam's update rule — as one function over
-tensors, and ``torch.compile`` turns it into a single generated C++ graph that updates the
-weights and Adam's moments in place (~3x faster per minibatch than loss, ``backward`` and
-``Adam.step`` done separately; ``benchmarks/throughput.py``).
+parameter. ``ppo_step`` writes the whole minibatch step — SB3's loss (``marlmod.ppo_loss``, the
+one the eager update uses too), its gradient (``torch.func.grad``), gradient-norm clipping and
+Adam's update rule — as one function over tensors, and ``torch.compile`` turns it into a single
+generated C++ graph that updates the weights and Adam's moments in place (~3x faster per
+minibatch than loss, ``backward`` and ``Adam.step`` done separately;
+``benchmarks/throughput.py``).
 
 The price: the arithmetic is reordered, so weights are no longer bitwise SB3's (they differ from
 the first update in the last float bits, and trajectories diverge from there). Whether learning
-is unchanged is measured, not assumed: ``benchmarks/learning_quality.py`` with a ``+compile``
+is unchanged is measured, not assumed: ``benchmarks/learning_quality.py`` with a ``+compiled``
 setting (README, "Benchmarks"). It needs a C++ compiler at run time (``torch.compile``'s CPU
 backend).
 
@@ -20,7 +21,7 @@ Adam's moments live in the optimiser's own ``state`` (same keys and layout as
 ``Optimizer.profile_hook_step`` so step hooks — pruning masks, the wiring cost — still run after
 every step. Only plain MLP policies without module hooks qualify
 (``marlmod.functional_policy.functional``): gradient routing's hook must see the forward pass,
-so routed pretraining keeps the eager loss.
+so ``LeanPPO.use_compiled_update`` refuses routed pretraining (``ppo.backend: lean`` trains it).
 """
 
 from __future__ import annotations
@@ -28,13 +29,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
-from torch.nn import functional as F
 
 from marlmod.errors import MarlmodError
 from marlmod.functional_policy import Architecture, policy_outputs
+from marlmod.ppo_loss import Minibatch, ppo_loss
 
 # The Adam settings ``ppo_step`` implements; ``check_adam`` refuses any other value.
 ADAM_AS_IMPLEMENTED = {
@@ -55,51 +55,6 @@ def cpp_compiler() -> str | None:
         return get_cpp_compiler()
     except Exception:  # no compiler, or a PyTorch that moved this helper
         return None
-
-
-class Minibatch(NamedTuple):
-    """The rollout samples one PPO step trains on (flat, env-major like SB3's buffer)."""
-
-    observations: torch.Tensor
-    actions: torch.Tensor
-    old_log_prob: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-
-
-def ppo_loss(
-    params: Sequence[torch.Tensor],
-    batch: Minibatch,
-    arch: Architecture,
-    clip_range: float | torch.Tensor,
-    ent_coef: float,
-    vf_coef: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SB3's PPO loss (clipped surrogate + value + entropy, advantages normalised per minibatch)
-    and its logged statistics ``[policy, clip fraction, value, entropy, approx KL]``."""
-    values, log_probs = policy_outputs(params, batch.observations, arch)
-    log_prob = log_probs.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(log_probs * log_probs.exp()).sum(-1)
-    advantages = batch.advantages
-    if len(advantages) > 1:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    log_ratio = log_prob - batch.old_log_prob
-    ratio = torch.exp(log_ratio)
-    clipped = torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
-    policy_loss = -torch.min(advantages * ratio, advantages * clipped).mean()
-    value_loss = F.mse_loss(batch.returns, values)
-    entropy_loss = -entropy.mean()
-    loss = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
-    stats = torch.stack(
-        [
-            policy_loss,
-            ((ratio - 1).abs() > clip_range).float().mean(),
-            value_loss,
-            entropy_loss,
-            ((ratio - 1) - log_ratio).mean(),
-        ]
-    ).detach()
-    return loss, stats
 
 
 @dataclass(frozen=True)
@@ -135,13 +90,15 @@ class AdamTensors:
 def check_adam(optimizer: torch.optim.Optimizer) -> None:
     """Refuse an optimiser whose update ``ppo_step`` would not reproduce."""
     if not isinstance(optimizer, torch.optim.Adam):
-        raise MarlmodError(f"ppo.compile needs an Adam optimiser, got {type(optimizer).__name__}")
+        raise MarlmodError(
+            f"ppo.backend compiled needs an Adam optimiser, got {type(optimizer).__name__}"
+        )
     if len(optimizer.param_groups) != 1:
-        raise MarlmodError("ppo.compile needs one Adam parameter group")
+        raise MarlmodError("ppo.backend compiled needs one Adam parameter group")
     group = optimizer.param_groups[0]
     for key, supported in ADAM_AS_IMPLEMENTED.items():
         if group.get(key, supported) != supported:
-            raise MarlmodError(f"ppo.compile implements Adam with {key}={supported} only")
+            raise MarlmodError(f"ppo.backend compiled implements Adam with {key}={supported} only")
 
 
 def ppo_step(
@@ -160,7 +117,8 @@ def ppo_step(
     ``torch.optim.Adam``'s update (no weight decay). Returns the loss and ``ppo_loss``'s stats."""
 
     def loss_of(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return ppo_loss(params, batch, arch, clip_range, ent_coef, vf_coef)
+        outputs = policy_outputs(params, batch.observations, arch)
+        return ppo_loss(outputs, batch, clip_range, ent_coef, vf_coef)
 
     grads, (loss, stats) = torch.func.grad_and_value(loss_of, has_aux=True)(adam.params)
     norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])

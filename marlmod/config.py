@@ -10,8 +10,10 @@ default.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +49,17 @@ EXECUTION_ONLY = {
 # Fields added after runs were made with their section: left out of the digest at default.
 PRETRAIN_ADDED_LATER = {"route_by": "action", "placebo": False}
 EVALUATION_ADDED_LATER = {"held_out": {}}
-PPO_ADDED_LATER = {"compile": False}
+
+Backend = Literal["sb3", "lean", "compiled"]
+# What a scenario trains with when it names no ``ppo.backend`` (see ``PPOConfig``).
+DEFAULT_BACKEND: Backend = "lean"
+# How each backend enters the digest. sb3 and lean train bitwise alike, so they hash as configs
+# made before the choice existed; compiled as ``compile: true``, the key it was first set by.
+BACKEND_IN_DIGEST: dict[str, dict[str, Any]] = {
+    "sb3": {},
+    "lean": {},
+    "compiled": {"compile": True},
+}
 
 
 class _Frozen(BaseModel):
@@ -89,11 +101,31 @@ class NetworkConfig(_Frozen):
 
 
 class PPOConfig(_Frozen):
+    """SB3 PPO's settings and the training backend that runs them.
+
+    ``backend`` is one explicit choice (``marlmod.train.BACKENDS``); a backend that cannot serve a
+    model refuses when the model is built, naming why and which backend would (``lean`` refuses
+    policies and buffers its loops do not reproduce — ``sb3`` trains them; ``compiled`` refuses
+    gradient routing, whose hook must see the forward pass — ``lean`` trains it).
+
+    Left unset, ``backend`` is resolved when the config is parsed: ``DEFAULT_BACKEND``, or
+    ``lean`` with one warning when that is ``compiled`` and no C++ compiler is found
+    (``default_backend``). An explicit ``compiled`` without a compiler is an error at model build
+    instead. The parsed config — and so the digest and ``run.json`` — holds the *resolved*
+    backend, because lean and compiled give different results: a run directory is pinned to the
+    backend that trained it, and a later change of ``DEFAULT_BACKEND`` (or a machine without a
+    compiler) yields another digest rather than mixing backends in one run. In the digest,
+    ``sb3`` and ``lean`` (bitwise the same training) hash alike, as configs from before the
+    choice existed, and ``compiled`` as the ``compile: true`` it replaced (``BACKEND_IN_DIGEST``),
+    so existing run directories keep resuming.
+    """
+
     n_copies: int = Field(8, ge=1, description="Env copies stepped together (× agents = slots)")
     vectorised: bool = Field(
         True,
-        description="Train on the env's NumPy-batched twin (marlmod.fast) when it has one: the "
-        "same trajectories as per-copy envs, several times faster; false forces per-copy envs",
+        description="Train on the NumPy-batched twin the env declares (metadata['marlmod']"
+        "['batched']) when it has one: the same trajectories as per-copy envs, several times "
+        "faster; false forces per-copy envs",
     )
     n_steps: int = Field(128, ge=8)
     batch_size: int = Field(256, ge=8)
@@ -103,10 +135,46 @@ class PPOConfig(_Frozen):
     gamma: float = Field(0.99, gt=0, le=1)
     gae_lambda: float = Field(0.95, gt=0, le=1)
     clip_range: float = Field(0.2, gt=0)
-    compile: bool = Field(
-        False,
-        description="Compile the PPO loss (torch.compile, needs a C++ compiler) and use fused "
-        "Adam: faster updates, no longer bitwise SB3's (marlmod/compiled_update.py)",
+    backend: Backend = Field(
+        DEFAULT_BACKEND,
+        description="Training backend: sb3 (stable_baselines3's PPO loops, the reference), lean "
+        "(marlmod.lean_ppo: bitwise sb3's training, faster) or compiled (lean with each minibatch "
+        "step compiled into one graph by torch.compile: faster still, not bitwise sb3's; needs a "
+        "C++ compiler). Unset: DEFAULT_BACKEND",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_backend(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "compile" in data:
+            raise ValueError(
+                "ppo.compile was replaced by ppo.backend (compile: true is backend: compiled, "
+                "compile: false is backend: lean)"
+            )
+        if isinstance(data, dict) and "backend" not in data:
+            return {**data, "backend": default_backend()}
+        return data
+
+
+def default_backend() -> Backend:
+    """``DEFAULT_BACKEND``, except that a default of ``compiled`` falls back to ``lean`` where
+    ``torch.compile`` finds no C++ compiler (one warning per process): a scenario that asked
+    for nothing should train, not fail."""
+    if DEFAULT_BACKEND != "compiled":
+        return DEFAULT_BACKEND
+    from marlmod import compiled_update
+
+    if compiled_update.cpp_compiler() is not None:
+        return "compiled"
+    _warn_no_compiler()
+    return "lean"
+
+
+@functools.cache
+def _warn_no_compiler() -> None:
+    logging.getLogger("marlmod").warning(
+        "marlmod: no C++ compiler found for torch.compile, so the default ppo.backend compiled "
+        "falls back to lean (bitwise SB3, slower); install g++ or set ppo.backend"
     )
 
 
@@ -295,7 +363,7 @@ class Scenario(_Frozen):
     env: EnvConfig
     seeds: tuple[int, ...] = Field(min_length=1)
     network: NetworkConfig = NetworkConfig()
-    ppo: PPOConfig = PPOConfig()
+    ppo: PPOConfig = Field(default_factory=PPOConfig)  # built per scenario: default_backend()
     pretrain_steps: int = Field(ge=1, description="Agent-steps for pretraining and the control")
     retrain: RetrainConfig
     evaluation: EvalConfig = EvalConfig()
@@ -386,9 +454,7 @@ class Scenario(_Frozen):
                 del data["evaluation"][name]
         if self.distill == DistillConfig():
             del data["distill"]
-        for name, default in PPO_ADDED_LATER.items():
-            if data["ppo"][name] == default:
-                del data["ppo"][name]
+        data["ppo"].update(BACKEND_IN_DIGEST[data["ppo"].pop("backend")])
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

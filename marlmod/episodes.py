@@ -15,9 +15,9 @@ from stable_baselines3.common.policies import BasePolicy
 
 from marlmod.atomic import read_json, write_with
 from marlmod.cells import NO_PRUNE
-from marlmod.config import parse_scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
+from marlmod.experiment import stored_scenario
 from marlmod.migrate import check_layout
 from marlmod.pipeline import EVAL_SEED_OFFSET, SeedRun
 
@@ -52,7 +52,7 @@ def write_episode_gifs(
     info = run_dir / "run.json"
     if not info.is_file():
         raise MarlmodError(f"{run_dir} is not a run directory (no run.json)")
-    scenario = parse_scenario(read_json(info)["config"], source=str(info))
+    scenario = stored_scenario(read_json(info), info)
     check_layout(run_dir)
     run = SeedRun(scenario, seed, run_dir)
     if not (run.dir / strategy / "model.zip").is_file():

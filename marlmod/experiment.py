@@ -206,9 +206,30 @@ def stored_digest(info: dict, path: Path) -> str:
     """Digest of the config a run directory was made with, re-read under today's schema so that
     fields added since (with defaults) or execution-only fields do not orphan old results."""
     try:
-        return parse_scenario(info["config"], source=str(path)).digest
+        return stored_scenario(info, path).digest
     except (KeyError, TypeError, MarlmodError):
         return str(info.get("config_hash", "unknown"))
+
+
+def stored_scenario(info: dict, path: Path) -> Scenario:
+    """The scenario a run directory's ``run.json`` (``info``, read from ``path``) was made with,
+    under today's schema and on the backend that trained it."""
+    return parse_scenario(naming_the_backend(info["config"]), source=str(path))
+
+
+def naming_the_backend(config: Any) -> Any:
+    """A stored config with ``ppo.backend`` set. Run directories made before that key stored
+    ``ppo.compile`` (or, before it, nothing): ``compile: true`` trained on the compiled step,
+    anything else on SB3's or LeanPPO's loops, bitwise alike (``lean``). Named explicitly so that
+    an old config never re-parses with today's ``DEFAULT_BACKEND``, nor fails on the old key."""
+    if not isinstance(config, dict):
+        return config
+    ppo = config.get("ppo", {})
+    if not isinstance(ppo, dict) or "backend" in ppo:
+        return config
+    backend = "compiled" if ppo.get("compile") is True else "lean"
+    rest = {key: value for key, value in ppo.items() if key != "compile"}
+    return {**config, "ppo": {**rest, "backend": backend}}
 
 
 def package_versions() -> dict[str, str]:

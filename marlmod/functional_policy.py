@@ -1,19 +1,23 @@
-"""marlmod's MLP policies as plain functions of their parameters.
+"""The policy's forward pass, written once: values and action log-probabilities of a batch.
 
 Why: on 64-wide MLPs, calling the policy's ``nn.Module`` tree and building a
-``torch.distributions.Categorical`` per rollout step costs more than the arithmetic. Written as
-functions over the parameter list, the same operations run in the same order (so the rollout
-stays bitwise SB3's, ``tests/test_lean_ppo.py``), and ``torch.compile`` can trace them
-(``marlmod.compiled_update``) with one graph per architecture rather than per model.
+``torch.distributions.Categorical`` per call costs more than the arithmetic. ``policy_outputs``
+runs the same operations in the same order as ``ActorCriticPolicy`` and ``Categorical`` as plain
+functions of the parameter list, so it is bitwise SB3's — values, log-probabilities, entropy and
+their gradients (``tests/test_lean_ppo.py``) — and ``torch.compile`` can trace it with one graph
+per architecture rather than per model (``marlmod.compiled_update``). ``LeanPPO``'s rollouts, its
+update and the compiled step all read the policy through it.
 
-Only plain Linear/activation MLPs without module hooks qualify (``functional``): a forward hook —
-gradient routing's, or an activation recorder — must see the forward pass, so such policies keep
-their modules.
+Only plain Linear/activation MLPs qualify (``architecture``). A forward hook — gradient
+routing's, or an activation recorder — must see the pass through the modules, so a hooked policy
+is read through ``module_outputs`` instead: the same operations, called on the modules.
+``forward_of`` makes that choice, in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -23,6 +27,13 @@ from torch.nn import functional as F
 
 ACTIVATIONS: dict[type[nn.Module], str] = {nn.ReLU: "relu", nn.Tanh: "tanh"}
 Architecture = tuple[tuple[str, ...], tuple[str, ...]]  # activations of the policy and value MLPs
+
+
+class PolicyOutputs(NamedTuple):
+    """State values ``(N,)`` and normalised action log-probabilities ``(N, A)``."""
+
+    values: torch.Tensor
+    log_probs: torch.Tensor
 
 
 def architecture(policy: ActorCriticPolicy) -> Architecture | None:
@@ -69,17 +80,54 @@ def _mlp(x: torch.Tensor, params: Sequence[torch.Tensor], activations: tuple[str
 
 def policy_outputs(
     params: Sequence[torch.Tensor], obs: torch.Tensor, arch: Architecture
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """State values ``(N,)`` and normalised action log-probabilities ``(N, A)``: the operations of
-    ``ActorCriticPolicy.forward`` and of ``Categorical(logits=...)``'s normalisation."""
+) -> PolicyOutputs:
+    """The operations of ``ActorCriticPolicy.forward`` and of ``Categorical(logits=...)``'s
+    normalisation, on the parameters ``parameters_in_order`` lists."""
     pi_acts, vf_acts = arch
     n_pi, n_vf = 2 * len(pi_acts), 2 * len(vf_acts)
     features = obs.float().flatten(1)
     latent_pi = _mlp(features, params[:n_pi], pi_acts)
     latent_vf = _mlp(features, params[n_pi : n_pi + n_vf], vf_acts)
     logits = F.linear(latent_pi, params[n_pi + n_vf], params[n_pi + n_vf + 1])
-    values = F.linear(latent_vf, params[n_pi + n_vf + 2], params[n_pi + n_vf + 3]).flatten()
-    return values, logits - logits.logsumexp(-1, keepdim=True)
+    values = F.linear(latent_vf, params[n_pi + n_vf + 2], params[n_pi + n_vf + 3])
+    return PolicyOutputs(values.flatten(), normalised(logits))
+
+
+def module_outputs(policy: ActorCriticPolicy, obs: torch.Tensor) -> PolicyOutputs:
+    """``policy_outputs`` through the policy's modules, so their forward hooks see the pass."""
+    features = policy.features_extractor(obs.float())
+    latent_pi = policy.mlp_extractor.forward_actor(features)
+    latent_vf = policy.mlp_extractor.forward_critic(features)
+    logits = policy.action_net(latent_pi)
+    return PolicyOutputs(policy.value_net(latent_vf).flatten(), normalised(logits))
+
+
+def forward_of(policy: ActorCriticPolicy) -> Callable[[torch.Tensor], PolicyOutputs]:
+    """The policy's outputs as a function of observations: functional where that is exact,
+    through the modules while a hook is on them. Choose again after hooks come or go."""
+    arch = architecture(policy)
+    if arch is None or has_hooks(policy):
+        return lambda obs: module_outputs(policy, obs)
+    params = parameters_in_order(policy)
+    return lambda obs: policy_outputs(params, obs, arch)
+
+
+def normalised(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities from logits, as ``Categorical(logits=...)`` normalises them."""
+    return logits - logits.logsumexp(-1, keepdim=True)
+
+
+def chosen_and_entropy(
+    log_probs: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probabilities of ``actions`` and the distribution's entropy, computed as
+    ``Categorical.log_prob`` and ``Categorical.entropy`` compute them (same operations in the
+    same order, so the same values and, through the same autograd graph, the same gradients)."""
+    index, log_pmf = torch.broadcast_tensors(actions.long().unsqueeze(-1), log_probs)
+    chosen = log_pmf.gather(-1, index[..., :1]).squeeze(-1)
+    clamped = torch.clamp(log_probs, min=torch.finfo(log_probs.dtype).min)
+    entropy = -(clamped * F.softmax(log_probs, -1)).sum(-1)
+    return chosen, entropy
 
 
 def sample_actions(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,9 +1,10 @@
 """Training: SB3 PPO with one policy shared by every agent (parameter sharing).
 
-``build_model`` makes a fresh PPO for a scenario; ``learn`` trains it; checkpoints are written
-atomically and loaded with a clear error when corrupt. Seeding goes through SB3's public
-``seed=`` path, which works because ``SharedPolicyVecEnv`` (and each env's batched twin, e.g.
-``envs/gathering_batched.py``) implements ``VecEnv.seed`` (``marlmod.vec_env``).
+``build_model`` makes a fresh PPO for a scenario on its training backend (``ppo.backend``, see
+``BACKENDS``); ``learn`` trains it; checkpoints are written atomically and loaded with a clear
+error when corrupt. Seeding goes through SB3's public ``seed=`` path, which works because
+``SharedPolicyVecEnv`` (and each env's batched twin, e.g. ``envs/gathering_batched.py``)
+implements ``VecEnv.seed`` (``marlmod.vec_env``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,25 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from marlmod.atomic import write_with
-from marlmod.config import Scenario
+from marlmod.config import Backend, Scenario
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import LeanPPO
 from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+# Each training backend's model class. ``lean`` trains bitwise as ``sb3`` does
+# (``tests/test_lean_ppo.py``); ``compiled`` is ``lean`` with the compiled minibatch step.
+BACKENDS: dict[str, type[PPO]] = {"sb3": PPO, "lean": LeanPPO, "compiled": LeanPPO}
+
+
+def on_backend(model: PPO, backend: Backend) -> PPO:
+    """``model`` (of ``BACKENDS[backend]``) set up to train as ``backend`` does; a backend that
+    cannot serve it has refused already or refuses here, naming why and what would."""
+    if backend == "compiled":
+        model.use_compiled_update()
+    return model
 
 
 def make_venv(scenario: Scenario, make_env: EnvFactory) -> VecEnv:
@@ -55,11 +68,11 @@ def build_model(
     rollout_buffer_class: type[RolloutBuffer] | None = None,
 ) -> PPO:
     """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
-    hidden units never touches the critic). It is ``LeanPPO``: SB3's PPO with leaner loops and
-    bitwise the same training (``marlmod.lean_ppo``). ``rollout_buffer_class`` lets a pretraining
-    method store extra per-step data (gradient routing's labels, ``marlmod.routing``)."""
+    hidden units never touches the critic), trained by ``ppo.backend``. ``rollout_buffer_class``
+    lets a pretraining method store extra per-step data (gradient routing's labels,
+    ``marlmod.routing``)."""
     ppo = scenario.ppo
-    model = LeanPPO(
+    model = BACKENDS[ppo.backend](
         "MlpPolicy",
         make_venv(scenario, make_env),
         n_steps=ppo.n_steps,
@@ -77,9 +90,7 @@ def build_model(
         tensorboard_log=tensorboard_log,
         verbose=0,
     )
-    if ppo.compile:
-        model.use_compiled_update()
-    return model
+    return on_backend(model, ppo.backend)
 
 
 def policy_kwargs(scenario: Scenario) -> dict[str, Any]:
@@ -147,13 +158,13 @@ def load_model(path: Path, scenario: Scenario, make_env: EnvFactory, seed: int) 
                 f"checkpoint {path} has pickled entries marlmod does not rebuild "
                 f"({', '.join(unknown)}); refusing to unpickle them"
             )
-        model = LeanPPO.load(path, env=venv, device="cpu", custom_objects=replacements)
+        model = BACKENDS[scenario.ppo.backend].load(
+            path, env=venv, device="cpu", custom_objects=replacements
+        )
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, KeyError) as err:
         raise MarlmodError(f"corrupt checkpoint {path}: {err}; delete it to retrain") from err
     model.set_random_seed(seed)
-    if scenario.ppo.compile:
-        model.use_compiled_update()
-    return model
+    return on_backend(model, scenario.ppo.backend)
 
 
 def pickled_entries(path: Path) -> list[str]:

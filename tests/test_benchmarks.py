@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from marlmod.config import PPOConfig, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,14 +23,41 @@ def run_script(*argv: str) -> str:
 
 
 def test_throughput_quick_prints_every_route() -> None:
-    routes = "plain,plain-1t,shared,fast,lean,compiled,lean@4x16"
+    routes = "plain,plain-1t,shared,sb3,lean,compiled,lean@4x16"
     out = run_script("benchmarks/throughput.py", "--quick", "--no-locate", "--routes", routes)
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert set(routes.split(",")) <= rows.keys()
     assert rows["lean@4x16"][-1] != rows["lean"][-1]  # its own layout: other data, other weights
     # Same seed, same trajectories, same update arithmetic: every single-threaded route trains
-    # exactly the same policy (LeanPPO included).
-    assert rows["plain-1t"][-1] == rows["shared"][-1] == rows["fast"][-1] == rows["lean"][-1]
+    # exactly the same policy (the lean backend included).
+    assert rows["plain-1t"][-1] == rows["shared"][-1] == rows["sb3"][-1] == rows["lean"][-1]
+
+
+def test_the_default_route_trains_what_a_new_scenario_trains() -> None:
+    """``default`` = ``PPOConfig()``: its resolved backend at its layout and batch size, whatever
+    ``--copies``/``--n-steps`` say (the same policy as that backend's route at that layout)."""
+    ppo = PPOConfig()
+    same = f"{ppo.backend}@{ppo.n_copies}x{ppo.n_steps}"
+    out = run_script(
+        "benchmarks/throughput.py",
+        *("--quick", "--no-locate", "--routes", f"default,{same}"),
+        *("--batch-size", str(ppo.batch_size)),
+    )
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["default"][-1] == rows[same][-1]
+    assert f"default: ppo.backend {ppo.backend}, {ppo.n_copies} copies" in out
+
+
+def test_routes_named_before_the_backends_are_refused_with_their_new_name() -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmarks/throughput.py", "--routes", "fast@64x32"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and "'fast' is now 'sb3'" in done.stderr
 
 
 def test_locate_scale_quick_reports_time_and_memory() -> None:
@@ -36,12 +68,28 @@ def test_locate_scale_quick_reports_time_and_memory() -> None:
 def test_learning_quality_compares_settings_across_worker_processes() -> None:
     out = run_script(
         "benchmarks/learning_quality.py",
-        *("--settings", "2:16:32,2:16:32:0.001", "--steps", "256", "--seeds", "0,1"),
-        *("--episodes", "1", "--jobs", "2"),
+        *("--settings", "2:16:32+sb3,2:16:32:0.001,2:16:32+lean", "--steps", "256"),
+        *("--seeds", "0,1", "--episodes", "1", "--jobs", "2"),
     )
     rows = [line.split() for line in out.splitlines() if line.startswith("2:16:32")]
-    assert [row[0] for row in rows] == ["2:16:32", "2:16:32:0.001"]
+    assert [row[0] for row in rows] == ["2:16:32+sb3", "2:16:32:0.001", "2:16:32+lean"]
     assert rows[0][4] == "-" and rows[1][4] != "-"  # differences are against the first setting
+    assert rows[2][1:4] == rows[0][1:4]  # sb3 and lean: bitwise the same training
+
+
+def test_learning_quality_settings_name_a_backend() -> None:
+    spec = importlib.util.spec_from_file_location("lq", ROOT / "benchmarks/learning_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = load_scenario(ROOT / "configs" / "tiny.yaml")
+    assert module.scenario_for(base, "2:16:32").ppo.backend == base.ppo.backend
+    fast = module.scenario_for(base, "4:32:64:0.001+compiled").ppo
+    assert (fast.backend, fast.n_copies, fast.learning_rate) == ("compiled", 4, 0.001)
+    assert module.scenario_for(base, "2:16:32+sb3").ppo.backend == "sb3"
+    with pytest.raises(SystemExit, match="now \\+compiled"):
+        module.scenario_for(base, "2:16:32+compile")
+    with pytest.raises(SystemExit, match="valid: \\+sb3, \\+lean, \\+compiled"):
+        module.scenario_for(base, "2:16:32+fast")
 
 
 def test_concurrent_processes_are_reported_as_one_route() -> None:

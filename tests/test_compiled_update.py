@@ -1,10 +1,9 @@
-"""The opt-in compiled update (``ppo.compile``): SB3's loss and gradients to float precision,
-training that stays next to the exact route, and everything that must not take it."""
+"""The compiled backend (``ppo.backend: compiled``): SB3's update to float precision, training
+that stays next to the exact route, and everything it refuses."""
 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import _flat_rollout
-from marlmod.routing import RoutedRolloutBuffer, RouteLabels
+from marlmod.ppo_loss import Minibatch, ppo_loss
+from marlmod.routing import RoutedRolloutBuffer
 from marlmod.train import build_model, learn, load_model, save_model
 
-REPO = Path(__file__).resolve().parents[1]
 needs_compiler = pytest.mark.skipif(
     compiled_update.cpp_compiler() is None, reason="torch.compile needs a C++ compiler"
 )
@@ -30,39 +29,6 @@ def rollout_model(scenario: Scenario, steps: int = 128):
     model = build_model(scenario, resolve_env(scenario.env).factory(1.0), seed=0)
     learn(model, steps)
     return model
-
-
-def test_functional_loss_and_gradients_equal_sb3s(tiny_scenario: Scenario) -> None:
-    """``ppo_loss`` (eager here) computes what LeanPPO's SB3 loss computes, gradients included."""
-    model = rollout_model(tiny_scenario)
-    policy = model.policy
-    data = _flat_rollout(model.rollout_buffer)
-    batch = {k: v[:48] for k, v in data.items()}
-    losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
-
-    policy.zero_grad()
-    reference, reference_kl = model._minibatch_loss(batch, 0.2, losses)
-    reference.backward()
-    expected = [p.grad.clone() for p in functional_policy.parameters_in_order(policy)]
-
-    params = functional_policy.parameters_in_order(policy)
-    assert len(params) == len(list(policy.parameters()))  # every parameter, once
-    policy.zero_grad()
-    loss, stats = compiled_update.ppo_loss(
-        params,
-        compiled_update.Minibatch(**batch),
-        functional_policy.architecture(policy),
-        0.2,
-        model.ent_coef,
-        model.vf_coef,
-    )
-    loss.backward()
-    torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-6)
-    logged = [losses[k][0] for k in ("pg", "clip", "value", "entropy")]
-    torch.testing.assert_close(stats[:4], torch.stack(logged), rtol=1e-5, atol=1e-6)
-    assert float(stats[4]) == pytest.approx(float(reference_kl), abs=1e-6)
-    for got, want in zip((p.grad for p in params), expected, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_fused_step_equals_loss_backward_clip_and_adam(tiny_scenario: Scenario) -> None:
@@ -77,15 +43,17 @@ def test_fused_step_equals_loss_backward_clip_and_adam(tiny_scenario: Scenario) 
     ref_params = functional_policy.parameters_in_order(reference.policy)
     steps_before = float(adam.steps[0])
     for start in (0, 16, 32):
-        batch = {k: v[start : start + 16] for k, v in data.items()}
-        loss, stats = compiled_update.ppo_step(adam, compiled_update.Minibatch(**batch), **settings)
-        losses: dict[str, list[torch.Tensor]] = {"entropy": [], "pg": [], "value": [], "clip": []}
+        batch = Minibatch(*(t[start : start + 16] for t in data))
+        loss, stats = compiled_update.ppo_step(adam, batch, **settings)
         reference.policy.optimizer.zero_grad()
-        want, _ = reference._minibatch_loss(batch, 0.2, losses)
+        # SB3's own forward (evaluate_actions' modules) and the loss LeanPPO trains with
+        outputs = functional_policy.module_outputs(reference.policy, batch.observations)
+        want, want_stats = ppo_loss(outputs, batch, 0.2, reference.ent_coef, reference.vf_coef)
         want.backward()
         torch.nn.utils.clip_grad_norm_(ref_params, reference.max_grad_norm)
         reference.policy.optimizer.step()
         torch.testing.assert_close(loss, want.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(stats, want_stats, rtol=1e-5, atol=1e-6)
     for got, want in zip(params, ref_params, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
         state, ref_state = model.policy.optimizer.state[got], reference.policy.optimizer.state[want]
@@ -111,10 +79,11 @@ def fused_settings(model) -> dict:
 
 @needs_compiler
 def test_compiled_training_stays_next_to_the_exact_route(tiny_dict: dict) -> None:
+    tiny_dict["ppo"]["backend"] = "lean"
     exact = rollout_model(parse_scenario(tiny_dict), steps=256)
-    tiny_dict["ppo"]["compile"] = True
+    tiny_dict["ppo"]["backend"] = "compiled"
     fast = rollout_model(parse_scenario(tiny_dict), steps=256)
-    assert fast._compile
+    assert fast._compiled
     moved = 0.0
     weights = zip(exact.policy.state_dict().items(), fast.policy.state_dict().values(), strict=True)
     for (name, a), b in weights:
@@ -123,40 +92,26 @@ def test_compiled_training_stays_next_to_the_exact_route(tiny_dict: dict) -> Non
     assert moved > 0, "the compiled route is not bitwise SB3; equal weights mean it never ran"
 
 
-@needs_compiler
-def test_routed_pretraining_keeps_the_eager_loss_under_compile(
-    tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The functional loss would bypass routing's forward hook: routed training must not use it."""
-    tiny_dict["ppo"]["compile"] = True
+def test_compiled_refuses_gradient_routing_and_names_lean(tiny_dict: dict) -> None:
+    """The compiled step would bypass routing's forward hook: refused when the model is built,
+    never trained on a quiet fallback to the eager loss."""
+    tiny_dict["ppo"]["backend"] = "compiled"
     scenario = parse_scenario(tiny_dict)
-
-    def refuse() -> None:
-        raise AssertionError("compiled loss used while a hook must see the forward pass")
-
-    monkeypatch.setattr("marlmod.lean_ppo.compiled_ppo_step", refuse)
-    model = build_model(
-        scenario,
-        resolve_env(scenario.env).factory(1.0),
-        seed=0,
-        rollout_buffer_class=RoutedRolloutBuffer,
-    )
-    callback = RouteLabels("attack", "mlp_extractor.policy_net.3", 0.25, seed=0)
-    learn(model, 128, callback)
-    assert callback.counts.sum() > 0
+    with pytest.raises(MarlmodError, match="gradient routing.*ppo.backend: lean"):
+        build_model(
+            scenario,
+            resolve_env(scenario.env).factory(1.0),
+            seed=0,
+            rollout_buffer_class=RoutedRolloutBuffer,
+        )
 
 
-def test_compile_off_keeps_every_committed_runs_digest() -> None:
-    """``ppo.compile`` came after these runs: at its default their directories still resume."""
-    for name in ("aggression", "aggression_five", "aggression_routing_adv", "deception_routing"):
-        run = REPO / "results" / name / "run.json"
-        recorded = json.loads(run.read_text())
-        assert parse_scenario(recorded["config"]).digest == recorded["config_hash"], run
-    plain = parse_scenario(recorded["config"])
-    faster = parse_scenario(
-        {**recorded["config"], "ppo": {**recorded["config"]["ppo"], "compile": True}}
-    )
-    assert faster.digest != plain.digest
+def test_compiled_refuses_a_forward_hook_added_after_build(tiny_scenario: Scenario) -> None:
+    model = build_model(tiny_scenario, resolve_env(tiny_scenario.env).factory(1.0), seed=0)
+    model._compiled = True  # what use_compiled_update sets, here without needing a compiler
+    model.policy.mlp_extractor.policy_net[1].register_forward_hook(lambda *_: None)
+    with pytest.raises(MarlmodError, match="forward hook.*ppo.backend: lean"):
+        learn(model, 64)
 
 
 def test_only_plain_mlp_policies_without_hooks_are_compilable(tiny_scenario: Scenario) -> None:
@@ -169,13 +124,13 @@ def test_only_plain_mlp_policies_without_hooks_are_compilable(tiny_scenario: Sce
     assert functional_policy.architecture(model.policy) is None
 
 
-def test_compile_without_a_compiler_is_a_clear_error(
+def test_explicit_compiled_without_a_compiler_is_a_clear_error(
     tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("marlmod.lean_ppo.cpp_compiler", lambda: None)
-    tiny_dict["ppo"]["compile"] = True
+    tiny_dict["ppo"]["backend"] = "compiled"
     scenario = parse_scenario(tiny_dict)
-    with pytest.raises(MarlmodError, match="ppo.compile needs a C\\+\\+ compiler"):
+    with pytest.raises(MarlmodError, match="ppo.backend compiled needs a C\\+\\+ compiler"):
         build_model(scenario, resolve_env(scenario.env).factory(1.0), seed=0)
 
 
@@ -184,7 +139,7 @@ def test_compiled_training_keeps_adams_state_in_the_checkpoint(
     tiny_dict: dict, tmp_path: Path
 ) -> None:
     """The fused step updates the optimiser's own state, so a checkpoint resumes Adam exactly."""
-    tiny_dict["ppo"]["compile"] = True
+    tiny_dict["ppo"]["backend"] = "compiled"
     scenario = parse_scenario(tiny_dict)
     model = rollout_model(scenario, steps=256)
     steps = 256 // 64 * 2  # 4 rollouts of 64 agent-steps, 2 minibatches of 32 each
@@ -192,7 +147,7 @@ def test_compiled_training_keeps_adams_state_in_the_checkpoint(
     assert all(float(state["step"]) == steps for state in states)
     save_model(model, tmp_path / "model.zip")
     loaded = load_model(tmp_path / "model.zip", scenario, resolve_env(scenario.env).factory(1.0), 0)
-    assert loaded._compile
+    assert loaded._compiled
     for param, state in zip(loaded.policy.parameters(), states, strict=True):
         for key, value in loaded.policy.optimizer.state[param].items():
             torch.testing.assert_close(value, state[key], rtol=0, atol=0)

@@ -1,5 +1,5 @@
-"""LeanPPO learns bitwise the same weights as stable-baselines3's PPO, and falls back to it
-where its shortcuts would not hold."""
+"""LeanPPO learns bitwise the same weights as stable-baselines3's PPO, and refuses, naming why,
+the models its shortcuts would not reproduce."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 
+import marlmod.functional_policy
 from envs.gathering import GatheringEnv
 from envs.signalling import SignallingEnv
-from marlmod.lean_ppo import LeanPPO, lean_supported
+from marlmod.errors import MarlmodError
+from marlmod.lean_ppo import LeanPPO
 from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
 # Short episodes so time-limit truncation (value bootstrapping) happens inside every rollout.
@@ -60,7 +62,6 @@ def assert_same_weights(a: PPO, b: PPO) -> None:
 def test_lean_ppo_learns_bitwise_the_same_weights_as_sb3(make_venv) -> None:
     reference = train(PPO, make_venv())
     lean = train(LeanPPO, make_venv())
-    assert lean._lean, "the lean loops must be the ones under test"
     assert lean.num_timesteps == reference.num_timesteps
     assert_same_weights(reference, lean)
     # the env was left in the same state: the next observation is the same
@@ -99,13 +100,39 @@ class RecordingBuffer(RolloutBuffer):
         super().add(*args, **kwargs)
 
 
-def test_lean_ppo_falls_back_to_sb3_for_custom_rollout_buffers() -> None:
+def test_lean_ppo_refuses_what_its_loops_would_not_reproduce() -> None:
+    """No quiet fallback to SB3's loops: the model is refused at build, naming why and the
+    backend that trains it."""
+    with pytest.raises(MarlmodError, match="RecordingBuffer.*bypass.*ppo.backend: sb3"):
+        train(LeanPPO, batched_venv(GATHERING, 2), rollout_buffer_class=RecordingBuffer)
+    with pytest.raises(MarlmodError, match="clip_range_vf.*ppo.backend: sb3"):
+        train(LeanPPO, batched_venv(GATHERING, 2), clip_range_vf=0.2)
+    # SB3's own loops train both (the sb3 backend)
     RecordingBuffer.adds = 0
-    lean = train(LeanPPO, batched_venv(GATHERING, 2), rollout_buffer_class=RecordingBuffer)
-    assert not lean._lean and not lean_supported(lean)
-    assert RecordingBuffer.adds == 384 // 4  # one add per vector step (4 slots)
-    reference = train(PPO, batched_venv(GATHERING, 2), rollout_buffer_class=RecordingBuffer)
-    assert_same_weights(reference, lean)
+    train(PPO, batched_venv(GATHERING, 2), steps=64, rollout_buffer_class=RecordingBuffer)
+    assert RecordingBuffer.adds == 64 // 4  # one add per vector step (4 slots)
+
+
+def test_lean_loops_read_the_policy_through_modules_only_while_hooked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rollouts and the update read an unhooked MLP functionally; a forward hook (routing's, a
+    recorder's) must see the pass, so a hooked policy is read through its modules."""
+    calls = []
+    original = marlmod.functional_policy.module_outputs
+
+    def counting(policy, obs):
+        calls.append(len(obs))
+        return original(policy, obs)
+
+    monkeypatch.setattr(marlmod.functional_policy, "module_outputs", counting)
+    model = train(LeanPPO, batched_venv(GATHERING, 2), steps=64)
+    assert calls == []
+    seen = []
+    model.policy.mlp_extractor.policy_net[1].register_forward_hook(lambda *_: seen.append(1))
+    model.learn(64, reset_num_timesteps=False)
+    assert calls and len(seen) == len(calls)
+    assert 24 in calls and 4 in calls  # minibatches (update) and vector steps (rollouts)
 
 
 def _NoCallback(model: PPO):

@@ -62,20 +62,20 @@ def test_unit_out_of_range_is_rejected(tiny_scenario: Scenario) -> None:
 
 
 @pytest.mark.parametrize(
-    "compiled",
+    "backend",
     [
-        False,
+        "sb3",
+        "lean",
         pytest.param(
-            True,
+            "compiled",  # the fused step bypasses optimizer.step(); hooks must still run
             marks=pytest.mark.skipif(cpp_compiler() is None, reason="needs a C++ compiler"),
-            id="ppo.compile",  # the fused step bypasses optimizer.step(); hooks must still run
         ),
     ],
 )
 def test_masked_weights_stay_exactly_zero_through_retraining(
-    tiny_dict: dict, tmp_path: Path, compiled: bool
+    tiny_dict: dict, tmp_path: Path, backend: str
 ) -> None:
-    tiny_dict["ppo"]["compile"] = compiled
+    tiny_dict["ppo"]["backend"] = backend
     tiny_scenario = parse_scenario(tiny_dict)
     model = tiny_model(tiny_scenario, bonus=1.0)
     learn(model, 128)

@@ -9,7 +9,6 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-import marlmod.train
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
@@ -149,7 +148,7 @@ def test_tiny_routed_ppo_run_labels_trait_steps_and_removes_hook(routed_model: t
     assert callback.counts[TRAIT] > 0 and callback.counts[OTHER] > 0
     assert callback.counts[FREE] == 0  # full coverage, non-trait routed: nothing is free
     # Every trait-coded step stored the zap action (5): codes line up with the rollout.
-    assert model._lean, "LeanPPO's loops store the rollout unflattened"
+    assert isinstance(model, LeanPPO), "LeanPPO's loops store the rollout unflattened"
     assert (buffer.actions[buffer.codes == TRAIT].ravel() == 5).all()
     assert not any(m._forward_hooks for m in model.policy.modules())
     assert not torch.equal(weights_before, model.policy.state_dict()[f"{PRODUCER}.weight"])
@@ -198,15 +197,15 @@ def test_route_by_positive_advantage_codes_minibatches_by_update_sign(routed_mod
     ("route_by", "coverage"), [("action", 1.0), ("action", 0.3), ("positive_advantage", 1.0)]
 )
 def test_routed_lean_ppo_learns_bitwise_what_sb3s_loops_learn(
-    tiny_dict: dict, monkeypatch: pytest.MonkeyPatch, route_by: str, coverage: float
+    tiny_dict: dict, route_by: str, coverage: float
 ) -> None:
     """LeanPPO bypasses the buffer's add/get; the extras hooks keep routing identical."""
     tiny_dict["network"]["hidden"] = [WIDTH, WIDTH]
-    scenario = parse_scenario(tiny_dict)
-    make_env = resolve_env(scenario.env).factory(1.0)
     models = []
-    for cls in (LeanPPO, PPO):
-        monkeypatch.setattr(marlmod.train, "LeanPPO", cls)
+    for backend in ("lean", "sb3"):
+        tiny_dict["ppo"]["backend"] = backend
+        scenario = parse_scenario(tiny_dict)
+        make_env = resolve_env(scenario.env).factory(1.0)
         model = build_model(scenario, make_env, seed=0, rollout_buffer_class=RoutedRolloutBuffer)
         callback = RouteLabels(
             "attack", LAYER, 0.25, label_coverage=coverage, seed=0, route_by=route_by
@@ -215,7 +214,7 @@ def test_routed_lean_ppo_learns_bitwise_what_sb3s_loops_learn(
         assert callback.counts[TRAIT] > 0
         models.append(model)
     lean, reference = models
-    assert lean._lean and not hasattr(reference, "_lean")
+    assert isinstance(lean, LeanPPO) and not isinstance(reference, LeanPPO)
     for key, value in reference.policy.state_dict().items():
         assert torch.equal(lean.policy.state_dict()[key], value), key
 
