@@ -72,13 +72,13 @@ def check_layout(run_dir: Path) -> None:
 
 def migrate_run(run_dir: Path) -> list[str]:
     """Bring every seed of ``run_dir`` to the current layout; returns what was done."""
-    from marlmod.config import parse_scenario
+    from marlmod.experiment import stored_scenario
     from marlmod.pipeline import SeedRun
 
     info = run_dir / "run.json"
     if not info.is_file():
         raise MarlmodError(f"{run_dir} is not a run directory (no run.json)")
-    scenario = parse_scenario(read_json(info)["config"], source=str(info))
+    scenario = stored_scenario(read_json(info), info)
     done = []
     for seed_dir in seed_dirs(run_dir):
         run = SeedRun(scenario, int(seed_dir.name.removeprefix("seed_")), run_dir)
