@@ -421,6 +421,10 @@ class Scenario(_Frozen):
                 raise ValueError(f"prune strategy {name!r} {refusal}; prune.layer is {layer!r}")
             for need in (n for n in Need if n in spec.needs and n in unmet):
                 raise ValueError(f"prune strategy {name!r} needs {need.phrase}: set {unmet[need]}")
+        if self.pretrain.placebo and self.pretrain.method != "routing":
+            raise ValueError(
+                "pretrain.placebo is the placebo of routing: set pretrain.method: routing"
+            )
         if self.relearn is not None:
             names = {cell.name for cell in self.cells}
             unknown = [c for c in self.relearn.cells if c not in names]

@@ -136,36 +136,39 @@ def starting_model(run: SeedRun, attack: Attack, bonus: float) -> PPO:
     return model
 
 
+def run_attack(run: SeedRun, attack: Attack) -> tuple[PPO, dict[str, Any]]:
+    """Train the attacked model with the bonus back on; return it and the attack's record."""
+    wanted = settings(run.scenario)
+    model = starting_model(run, attack, wanted["bonus"])
+    masks = attack.masks(run)
+    meter = BonusMeter()
+    callbacks = [meter] if masks is None else [HoldMasks(masks), meter]
+    curve = train_with_curve(
+        run.logged(model),
+        wanted["steps"],
+        wanted["eval_points"],
+        run.evaluate,
+        callbacks,
+        f"relearn_{attack.target}_{attack.name}",
+    )
+    record = {
+        "seed": run.seed,
+        "target": attack.target,
+        "start": attack.start,
+        "learning_rate": attack.learning_rate,
+        "masks_held": masks is not None,
+        "settings": wanted,
+        "bonus_paid": meter.paid,
+        "curve": curve_to_json(curve),
+    }
+    return model, record
+
+
 def relearn(run: SeedRun, attack: Attack) -> dict[str, Any]:
     """Run (or reuse) one attack and return its record: settings, bonus paid, trait curve."""
-    wanted = settings(run.scenario)
     path = run.dir / "relearn" / attack.target / f"{attack.name}.json"
-
-    def compute() -> dict[str, Any]:
-        model = starting_model(run, attack, wanted["bonus"])
-        masks = attack.masks(run)
-        meter = BonusMeter()
-        callbacks = [meter] if masks is None else [HoldMasks(masks), meter]
-        curve = train_with_curve(
-            run.logged(model),
-            wanted["steps"],
-            wanted["eval_points"],
-            run.evaluate,
-            callbacks,
-            f"relearn_{attack.target}_{attack.name}",
-        )
-        return {
-            "seed": run.seed,
-            "target": attack.target,
-            "start": attack.start,
-            "learning_rate": attack.learning_rate,
-            "masks_held": masks is not None,
-            "settings": wanted,
-            "bonus_paid": meter.paid,
-            "curve": curve_to_json(curve),
-        }
-
-    record = cached_json(path, compute)
+    record = cached_json(path, lambda: run_attack(run, attack)[1])
+    wanted = settings(run.scenario)
     if record["settings"] != wanted:
         raise MarlmodError(
             f"{path} was made with relearn settings {record['settings']}, not {wanted}; "
