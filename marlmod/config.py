@@ -49,6 +49,7 @@ EXECUTION_ONLY = {
 # Fields added after runs were made with their section: left out of the digest at default.
 PRETRAIN_ADDED_LATER = {"route_by": "action", "placebo": False}
 EVALUATION_ADDED_LATER = {"held_out": {}}
+RETRAIN_ADDED_LATER = {"spacing": "linear"}
 
 Backend = Literal["sb3", "lean", "compiled"]
 # What a scenario trains with when it names no ``ppo.backend`` (see ``PPOConfig``).
@@ -267,6 +268,11 @@ class PruneConfig(_Frozen):
 class RetrainConfig(_Frozen):
     steps: int = Field(ge=1, description="Cooperative retraining agent-steps")
     eval_points: int = Field(4, ge=1, description="Evaluations along retraining (relapse curve)")
+    spacing: Literal["linear", "geometric"] = Field(
+        "linear",
+        description="linear: evaluations at equal intervals; geometric: at 1/2^k of the budget "
+        "(dense early; with 4 points, budgets of 1/8, 1/4, 1/2 and all of it)",
+    )
     early_stop: bool = Field(
         False,
         description="Also fine-tune the unpruned model with early stopping (cell "
@@ -292,6 +298,11 @@ class RelearnConfig(_Frozen):
 
     steps: int = Field(ge=1, description="Agent-steps of each attack")
     eval_points: int = Field(6, ge=1, description="Evaluations along each attack")
+    spacing: Literal["linear", "geometric"] = Field(
+        "geometric",
+        description="geometric: evaluations at 1/2^k of the budget, dense early where a "
+        "suppressed trait comes back; linear: at equal intervals",
+    )
     learning_rates: tuple[float, ...] = Field(
         min_length=1,
         description="Each attack runs at every rate; results report the worst case (fastest "
@@ -308,11 +319,13 @@ class RelearnConfig(_Frozen):
     cells: tuple[str, ...] = Field(
         (), description="Cells attacked (names as in cells.csv); default: every cell"
     )
-    release_masks: bool = Field(
-        False, description="Also attack every pruned cell with its masks released"
+    release_masks: tuple[str, ...] = Field(
+        (),
+        description="Cells also attacked with their masks released (pruned weights free to "
+        "regrow), from every start",
     )
 
-    @field_validator("learning_rates", "starts", "cells")
+    @field_validator("learning_rates", "starts", "cells", "release_masks")
     @classmethod
     def _distinct(cls, values: tuple) -> tuple:
         if len(set(values)) != len(values):
@@ -427,10 +440,12 @@ class Scenario(_Frozen):
             )
         if self.relearn is not None:
             names = {cell.name for cell in self.cells}
-            unknown = [c for c in self.relearn.cells if c not in names]
+            unknown = [
+                c for c in (*self.relearn.cells, *self.relearn.release_masks) if c not in names
+            ]
             if unknown:
                 raise ValueError(
-                    f"relearn.cells names {unknown[0]!r}, not a cell of this scenario; "
+                    f"relearn names {unknown[0]!r}, not a cell of this scenario; "
                     f"valid: {', '.join(sorted(names))}"
                 )
         return self
@@ -453,9 +468,13 @@ class Scenario(_Frozen):
             for name, default in PRETRAIN_ADDED_LATER.items():
                 if data["pretrain"][name] == default:
                     del data["pretrain"][name]
-        for name, default in EVALUATION_ADDED_LATER.items():
-            if data["evaluation"][name] == default:
-                del data["evaluation"][name]
+        for section, added in (
+            ("evaluation", EVALUATION_ADDED_LATER),
+            ("retrain", RETRAIN_ADDED_LATER),
+        ):
+            for name, default in added.items():
+                if data[section][name] == default:
+                    del data[section][name]
         if self.distill == DistillConfig():
             del data["distill"]
         data["ppo"].update(BACKEND_IN_DIGEST[data["ppo"].pop("backend")])

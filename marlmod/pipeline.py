@@ -305,7 +305,13 @@ class SeedRun:
         cfg = self.scenario.retrain
         callback = HoldMasks(masks) if masks is not None else None
         return train_with_curve(
-            self.logged(model), cfg.steps, cfg.eval_points, self.evaluate, callback, name
+            self.logged(model),
+            cfg.steps,
+            cfg.eval_points,
+            self.evaluate,
+            callback,
+            name,
+            cfg.spacing,
         )
 
     def pruned_model(self, name: str) -> tuple[PPO, Masks | None]:
@@ -342,6 +348,7 @@ class SeedRun:
                     self.evaluate,
                     self.validate,
                     log_name=log_name,
+                    spacing=cfg.spacing,
                 )
             else:
                 curve = self.train_with_curve(model, masks if spec.hold else None, log_name)

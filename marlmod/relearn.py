@@ -12,7 +12,8 @@ cooperative model. Each attack runs at every learning rate of ``relearn.learning
 such results swing with it (Qi et al. 2025): results report the worst case over the grid.
 
 Pruned weights stay held at zero during an attack by default (the question is whether the rest of
-the network relearns); ``relearn.release_masks`` adds attacks with the masks released. Every
+the network relearns); cells named in ``relearn.release_masks`` are also attacked with their masks
+released. Every
 attack stores its own settings, so extending a finished run with attacks computes only those, and
 a stored attack made under other settings is refused rather than mixed in.
 """
@@ -79,7 +80,7 @@ def attacks(scenario: Scenario) -> list[Attack]:
             starts = [s for s in cfg.starts if s == "retrained" or has_pruned_start(cell)]
             for start in starts:
                 out.append(Attack(cell.name, start, lr))
-                if cfg.release_masks and cell.hold:
+                if cell.name in cfg.release_masks and cell.hold:
                     out.append(Attack(cell.name, start, lr, released=True))
     return out
 
@@ -111,6 +112,7 @@ def settings(scenario: Scenario) -> dict[str, Any]:
     return {
         "steps": cfg.steps,
         "eval_points": cfg.eval_points,
+        "spacing": cfg.spacing,
         "bonus": scenario.env.bonus if cfg.bonus is None else cfg.bonus,
     }
 
@@ -150,6 +152,7 @@ def run_attack(run: SeedRun, attack: Attack) -> tuple[PPO, dict[str, Any]]:
         run.evaluate,
         callbacks,
         f"relearn_{attack.target}_{attack.name}",
+        wanted["spacing"],
     )
     record = {
         "seed": run.seed,

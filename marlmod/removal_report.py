@@ -9,7 +9,8 @@ a cell or a reference model, see ``marlmod.relearn``):
 - ``trait_rate_start`` / ``trait_rate_end``: the trait rate before and after the attack.
 - ``relearn_auc``: mean trait rate over the attack (area under its curve per step).
 - ``steps_to_half``: attack agent-steps until the trait rate first reaches half the seed's
-  *pretrained* rate; NaN when it never did within the budget (censored, ``censored`` is True).
+  *pretrained* rate, interpolated between the evaluations around the crossing; NaN when it never
+  did within the budget (censored, ``censored`` is True).
 - ``half_threshold``: that half rate.
 
 The summary takes, per seed and target, the **worst case over learning rates** (fastest
@@ -31,7 +32,7 @@ from scipy import stats as sps
 
 from marlmod.atomic import read_json
 from marlmod.relearn import CONTROL, SCRATCH
-from marlmod.stats import area_under_curve, first_crossing, mean_ci
+from marlmod.stats import area_under_curve, interpolated_crossing, mean_ci
 
 REFERENCE_LABELS = {CONTROL: "control model (never paid)", SCRATCH: "from scratch (cooperative)"}
 
@@ -57,7 +58,7 @@ def load_relearn(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         seed = record["seed"]
         curve = pd.DataFrame(record["curve"])
         threshold = 0.5 * before[seed]
-        steps = first_crossing(curve.steps.values, curve.trait_rate.values, threshold)
+        steps = interpolated_crossing(curve.steps.values, curve.trait_rate.values, threshold)
         released = not record["masks_held"] and "~released" in path.stem
         row = {
             "seed": seed,
@@ -128,6 +129,8 @@ def relearn_table(attacks: pd.DataFrame) -> pd.DataFrame:
         a_mean, a_low, a_high = paired_t(auc_diff)
         if target == CONTROL:
             verdict = "reference"
+        elif not (np.isfinite(s_high) and np.isfinite(a_low)):
+            verdict = "undetermined: needs 2 or more seeds"
         elif s_high < 0 or a_low > 0:
             verdict = "suppressed: relearns faster than the control"
         else:
@@ -300,9 +303,9 @@ def budget_table(
     which retraining budget (if any) does pruning beat starting over?"""
     rows = []
     both = pd.concat([curves, scratch], ignore_index=True)
-    for (steps, strategy), group in both.sort_values("steps").groupby(
-        ["steps", "strategy"], sort=False
-    ):
+    order = {name: i for i, name in enumerate(both.strategy.drop_duplicates())}
+    both = both.assign(order=both.strategy.map(order)).sort_values(["steps", "order"])
+    for (steps, strategy), group in both.groupby(["steps", "strategy"], sort=False):
         if steps == 0:
             continue
         rows.append(

@@ -2,15 +2,17 @@
 
 Cooperative retraining, the from-scratch capability bar and the relearning attacks all train a
 model for a budget and measure it along the way. They share this one loop, so every curve of a
-run has the same shape: a point before any training, then one after each of ``points`` equal
-chunks. An optional ``stop`` rule ends training early (early-stopped fine-tuning); the curve then
-ends at the point where it stopped.
+run has the same shape: a point before any training, then one after each of ``points`` chunks —
+equal ones (``linear``), or each as long as all before it (``geometric``: points at 1/2^k of the
+budget, dense early, where relapse and relearning move fastest). Early-stopped fine-tuning
+(``train_early_stopped``) ends at the point where the trait stopped falling.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Literal
 
 from stable_baselines3 import PPO
 from stable_baselines3.common.type_aliases import MaybeCallback
@@ -19,12 +21,20 @@ from marlmod.metrics import Curve, Metrics
 from marlmod.train import learn
 
 Evaluate = Callable[[PPO], Metrics]
-StopRule = Callable[[Curve], bool]
+Spacing = Literal["linear", "geometric"]
 
 
-def chunk_size(steps: int, points: int) -> int:
-    """Agent-steps between two evaluations (SB3 rounds each chunk up to whole rollouts)."""
-    return max(1, steps // points)
+def chunk_sizes(steps: int, points: int, spacing: Spacing = "linear") -> list[int]:
+    """Agent-steps of training before each evaluation (SB3 rounds each up to whole rollouts).
+
+    ``geometric`` ends the chunks at ``steps / 2^(points - i)``: e.g. 25k, 50k, 100k and 200k of a
+    200k budget in 4 points, which are also the retraining budgets of 5-40% of a 500k pretraining
+    that the report's budget table reads off the curves.
+    """
+    if spacing == "linear":
+        return [max(1, steps // points)] * points
+    ends = [round(steps * 2.0 ** (i - points)) for i in range(1, points + 1)]
+    return [max(1, end - start) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def train_with_curve(
@@ -34,16 +44,14 @@ def train_with_curve(
     evaluate: Evaluate,
     callback: MaybeCallback = None,
     log_name: str = "run",
-    stop: StopRule | None = None,
+    spacing: Spacing = "linear",
 ) -> Curve:
     """Train ``model`` for ``steps`` agent-steps in ``points`` chunks, evaluating before the first
-    and after each; ``stop(curve)`` is asked after every chunk and ends training when true."""
+    and after each."""
     curve = [evaluate(model).at(0)]
-    for i in range(points):
-        learn(model, chunk_size(steps, points), callback, continue_run=i > 0, log_name=log_name)
+    for i, chunk in enumerate(chunk_sizes(steps, points, spacing)):
+        learn(model, chunk, callback, continue_run=i > 0, log_name=log_name)
         curve.append(evaluate(model).at(model.num_timesteps))
-        if stop is not None and stop(curve):
-            break
     return curve
 
 
@@ -55,6 +63,7 @@ def train_early_stopped(
     validate: Evaluate,
     callback: MaybeCallback = None,
     log_name: str = "run",
+    spacing: Spacing = "linear",
 ) -> Curve:
     """Fine-tuning with early stopping on the trait: train in ``points`` chunks and stop as soon
     as the trait rate on the *validation* episodes (``validate``, never used for scoring) stops
@@ -67,8 +76,8 @@ def train_early_stopped(
     curve = [evaluate(model).at(0)]
     best = validate(model).trait_rate
     kept = snapshot(model)
-    for i in range(points):
-        learn(model, chunk_size(steps, points), callback, continue_run=i > 0, log_name=log_name)
+    for i, chunk in enumerate(chunk_sizes(steps, points, spacing)):
+        learn(model, chunk, callback, continue_run=i > 0, log_name=log_name)
         trait = validate(model).trait_rate
         if trait >= best:
             break

@@ -95,3 +95,18 @@ def first_crossing(steps: np.ndarray, values: np.ndarray, threshold: float) -> f
     """First step at which ``values`` reach ``threshold`` (NaN if never): time to relapse."""
     hit = np.flatnonzero(np.asarray(values) >= threshold)
     return float(steps[hit[0]]) if len(hit) else float("nan")
+
+
+def interpolated_crossing(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """Step at which ``values`` first reach ``threshold``, interpolated linearly between the two
+    evaluations around the crossing (NaN if never): less tied to where the evaluations fell
+    than ``first_crossing``, which matters when evaluations are far apart."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    hit = np.flatnonzero(values >= threshold)
+    if not len(hit):
+        return float("nan")
+    i = hit[0]
+    if i == 0:
+        return float(steps[0])
+    rise = values[i] - values[i - 1]
+    return float(steps[i - 1] + (threshold - values[i - 1]) / rise * (steps[i] - steps[i - 1]))

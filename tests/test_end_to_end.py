@@ -243,9 +243,7 @@ def test_lost_retrained_model_is_rebuilt_by_migrate_and_checked_against_its_curv
     model.unlink()
     with pytest.raises(MarlmodError, match="retrained model not kept.*marlmod migrate"):
         run_scenario(scenario, tmp_path)
-    assert migrate_run(run_dir) == [
-        "seed_0/contrast: retrained model rebuilt (curve reproduced)"
-    ]
+    assert migrate_run(run_dir) == ["seed_0/contrast: retrained model rebuilt (curve reproduced)"]
     rebuilt = zip_tensors(model)["policy.pth"]  # deterministic retraining: the same weights
     assert all(torch.equal(original[k], rebuilt[k]) for k in original)
     cell = run_dir / "seed_0" / "contrast" / "cell.json"

@@ -29,7 +29,11 @@ def relearn_dict(tiny_dict: dict) -> dict:
 def test_attacks_cover_every_cell_and_reference_from_each_start(tiny_dict: dict) -> None:
     tiny_dict["prune"].update(distilled=["contrast"])
     tiny_dict["retrain"]["early_stop"] = True
-    tiny_dict["relearn"] = {**RELEARN, "learning_rates": [0.001, 0.0003], "release_masks": True}
+    tiny_dict["relearn"] = {
+        **RELEARN,
+        "learning_rates": [0.001, 0.0003],
+        "release_masks": ["contrast", "random"],
+    }
     found = attacks(parse_scenario(tiny_dict))
     assert len(found) == len(set(found)) == 2 * 13
     one_rate = {(a.target, a.start, a.released) for a in found if a.learning_rate == 0.001}
@@ -50,7 +54,7 @@ def test_attacks_cover_every_cell_and_reference_from_each_start(tiny_dict: dict)
 
 def test_relearn_cells_must_name_cells_of_the_scenario(relearn_dict: dict) -> None:
     relearn_dict["relearn"]["cells"] = ["contrast", "contrast~weights"]
-    with pytest.raises(MarlmodError, match="relearn.cells names 'contrast~weights'"):
+    with pytest.raises(MarlmodError, match="relearn names 'contrast~weights'"):
         parse_scenario(relearn_dict)
 
 

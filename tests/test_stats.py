@@ -43,3 +43,21 @@ def test_relapse_summaries() -> None:
     assert area_under_curve(steps, rates) == pytest.approx(0.2)  # (0.1·10 + 0.3·10) / 20
     assert first_crossing(steps, rates, 0.2) == 10
     assert np.isnan(first_crossing(steps, rates, 0.5))
+
+
+def test_interpolated_crossing_falls_between_the_evaluations_around_it() -> None:
+    from marlmod.stats import interpolated_crossing
+
+    steps, values = np.array([0, 100, 200, 400]), np.array([0.0, 0.1, 0.3, 0.5])
+    assert interpolated_crossing(steps, values, 0.2) == pytest.approx(150.0)
+    assert interpolated_crossing(steps, values, 0.0) == 0.0
+    assert interpolated_crossing(steps, values, 0.5) == pytest.approx(400.0)
+    assert np.isnan(interpolated_crossing(steps, values, 0.6))  # censored
+
+
+def test_geometric_chunks_end_at_halvings_of_the_budget() -> None:
+    from marlmod.retrain import chunk_sizes
+
+    assert chunk_sizes(200_000, 4, "geometric") == [25_000, 25_000, 50_000, 100_000]
+    assert chunk_sizes(200_000, 4) == [50_000] * 4
+    assert sum(chunk_sizes(1000, 12, "geometric")) >= 1000 - 12  # tiny chunks stay >= 1 step
