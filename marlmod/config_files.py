@@ -1,8 +1,9 @@
 """Scenario files as YAML mappings: ``extends:`` chains and ``--set`` overrides, before validation.
 
-A scenario file may name a base file (``extends: base/aggression.yaml``, relative to the file);
-the base's mapping is deep-merged under the file's keys: mappings merge key by key, lists and
-scalars replace. Bases may extend bases. ``--set key.path=value`` then assigns single values as if
+A scenario file may name a base file (``extends: base/aggression.yaml``, relative to the file),
+or a list of them merged left to right (a game's base, then a study's); the bases' mapping is
+deep-merged under the file's keys: mappings merge key by key, lists and scalars replace. Bases
+may extend bases. ``--set key.path=value`` then assigns single values as if
 the file had been edited. Everything here works on plain mappings; the schema in
 ``marlmod.config`` validates only the result, so an unknown key fails with its path wherever it
 was written, and the digest hashes the resolved config.
@@ -30,11 +31,22 @@ def resolve_file(path: str | Path) -> dict[str, Any]:
 
 def _resolve(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     data = read_mapping(path)
-    base = data.pop(EXTENDS, None)
-    if base is None:
+    bases = data.pop(EXTENDS, None)
+    if bases is None:
         return data
+    names = bases if isinstance(bases, list) and bases else [bases]
+    resolved: dict[str, Any] = {}
+    for base in names:  # several bases merge left to right, then the file on top
+        resolved = merge(resolved, _resolve_base(path, base, chain))
+    return merge(resolved, data)
+
+
+def _resolve_base(path: Path, base: object, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not isinstance(base, str) or not base.strip():
-        raise MarlmodError(f"{path}: extends must be the path of a base YAML file, got {base!r}")
+        raise MarlmodError(
+            f"{path}: extends must be the path of a base YAML file (or a list of them), "
+            f"got {base!r}"
+        )
     base_path = Path(os.path.normpath(path.parent / base))
     seen = (*chain, path)
     if any(base_path.resolve() == p.resolve() for p in seen):
@@ -42,7 +54,7 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         raise MarlmodError(f"extends cycle: {names}")
     if not base_path.is_file():
         raise MarlmodError(f"{path}: extends {base!r}, but base file {base_path} is not found")
-    return merge(_resolve(base_path, seen), data)
+    return _resolve(base_path, seen)
 
 
 def read_mapping(path: Path) -> dict[str, Any]:

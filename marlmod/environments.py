@@ -171,8 +171,20 @@ def check_variants(env: ResolvedEnv, variants: dict[str, dict[str, Any]]) -> Non
                 "situations are evaluated cooperatively (bonus 0)"
             )
         try:
-            env.factory(0.0, overrides=overrides)().close()
+            variant = env.factory(0.0, overrides=overrides)()
         except (TypeError, ValueError) as err:
             raise MarlmodError(
                 f"evaluation.held_out.{name} rejected by {env.config.id!r}: {err}"
             ) from err
+        base = env.factory(0.0)()
+        agent, other = base.possible_agents[0], variant.possible_agents[0]
+        same = variant.observation_space(other) == base.observation_space(agent) and (
+            variant.action_space(other) == base.action_space(agent)
+        )
+        variant.close()
+        base.close()
+        if not same:
+            raise MarlmodError(
+                f"evaluation.held_out.{name} changes the observation or action space, so the "
+                "trained policy cannot act there; vary something that keeps them"
+            )

@@ -53,13 +53,14 @@ def test_base_configs_are_extended_and_not_runnable_alone(path: Path) -> None:
     and none is mistaken for one (no name of its own)."""
     with pytest.raises(MarlmodError, match="at name: required key is missing"):
         load_scenario(path)
-    users = [c for c in [*CONFIGS, *BASES] if extended_by(c) == path.resolve()]
+    users = [c for c in [*CONFIGS, *BASES] if path.resolve() in bases_of(c)]
     assert users, f"{path} is extended by no config"
 
 
-def extended_by(config: Path) -> Path | None:
-    base = yaml.safe_load(config.read_text()).get("extends")
-    return (config.parent / base).resolve() if base else None
+def bases_of(config: Path) -> list[Path]:
+    """The files ``config`` names in ``extends`` (one, a list, or none)."""
+    bases = yaml.safe_load(config.read_text()).get("extends") or []
+    return [(config.parent / b).resolve() for b in ([bases] if isinstance(bases, str) else bases)]
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,21 @@ def test_chains_resolve_each_base_relative_to_its_own_file(tmp_path: Path, base:
     assert (scenario.ppo.n_epochs, scenario.ppo.n_steps, scenario.ppo.n_copies) == (3, 32, 2)
 
 
+def test_a_list_of_bases_merges_left_to_right_then_the_file(tmp_path: Path, base: Path) -> None:
+    write(tmp_path / "base" / "study.yaml", {"ppo": {"n_epochs": 3, "n_steps": 32}})
+    top = write(
+        tmp_path / "top.yaml",
+        {"extends": ["base/tiny.yaml", "base/study.yaml"], "name": "top", "ppo": {"n_steps": 64}},
+    )
+    scenario = load_scenario(top)
+    assert (scenario.ppo.n_epochs, scenario.ppo.n_steps, scenario.ppo.n_copies) == (3, 64, 2)
+    swapped = write(
+        tmp_path / "swapped.yaml",
+        {"extends": ["base/study.yaml", "base/tiny.yaml"], "name": "swapped"},
+    )
+    assert load_scenario(swapped).ppo.n_epochs == 1  # the later base wins
+
+
 def test_extends_cycles_are_named_with_their_chain(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", {"extends": "b.yaml", "name": "a"})
     write(tmp_path / "b.yaml", {"extends": "a.yaml"})
@@ -85,7 +100,7 @@ def test_missing_or_malformed_base_is_named(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", {"extends": "base/nope.yaml", "name": "a"})
     with pytest.raises(MarlmodError, match=r"a\.yaml: extends 'base/nope\.yaml', but base file "):
         load_scenario(tmp_path / "a.yaml")
-    write(tmp_path / "a.yaml", {"extends": ["x.yaml"], "name": "a"})
+    write(tmp_path / "a.yaml", {"extends": [["x.yaml"]], "name": "a"})
     with pytest.raises(MarlmodError, match=r"a\.yaml: extends must be the path of a base YAML"):
         load_scenario(tmp_path / "a.yaml")
     write(tmp_path / "a.yaml", {"extends": "list.yaml"})

@@ -126,6 +126,9 @@ def test_a_bad_held_out_kwarg_fails_before_any_work(tmp_path: Path, tiny_dict: d
     with pytest.raises(MarlmodError, match="evaluation.held_out.broken"):
         run_scenario(parse_scenario(tiny_dict), tmp_path)
     assert not list((tmp_path / "tiny").glob("seed_*"))
+    tiny_dict["evaluation"]["held_out"] = {"wider_view": {"view_radius": 1}}
+    with pytest.raises(MarlmodError, match="wider_view changes the observation or action space"):
+        run_scenario(parse_scenario(tiny_dict), tmp_path)
 
 
 def test_probe_auroc_reads_linear_codes_and_not_noise() -> None:
