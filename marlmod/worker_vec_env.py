@@ -114,7 +114,7 @@ class WorkerVecEnv(CopyMajorVecEnv):
         for w, (worker, block) in enumerate(zip(workers, self._blocks, strict=True)):
             worker.send("step", actions[block.start : block.stop], lambda w=w: self._describe(w))
         parts = [worker.receive(lambda w=w: self._describe(w)) for w, worker in enumerate(workers)]
-        for block, (step, obs, restarted) in zip(self._blocks, parts, strict=True):
+        for block, (_, obs, restarted) in zip(self._blocks, parts, strict=True):
             rows = slice(block.start * self.n_agents, block.stop * self.n_agents)
             self._obs[rows] = obs
             for local, new_obs in restarted.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pettingzoo
@@ -227,3 +228,29 @@ def test_zapped_away_players_respawn_and_their_cooldown_is_tracked() -> None:
         if not env.agents:
             env.reset()
     assert hits > 10 and inactive > 25 * hits // 2
+
+
+def test_lab2d_copies_in_worker_processes_match_in_process_copies() -> None:
+    from marlmod.vec_env import SharedPolicyVecEnv
+    from marlmod.worker_vec_env import WorkerVecEnv
+
+    make = partial(CleanUpEnv, n_players=3, aggression_bonus=1.0)
+
+    def play(venv) -> list:
+        venv.seed(8)
+        frames = [venv.reset()]
+        rng = np.random.default_rng(0)
+        for _ in range(60):
+            obs, rewards, _, infos = venv.step(rng.integers(0, 9, size=venv.num_envs))
+            frames.append((obs, rewards, [i["behaviour"] for i in infos]))
+        venv.close()
+        return frames
+
+    reference, workers = play(SharedPolicyVecEnv([make] * 3)), play(WorkerVecEnv([make] * 3, 2))
+    for a, b in zip(reference, workers, strict=True):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+            assert a[2] == b[2]
