@@ -14,6 +14,7 @@ and columns left to right, so "forward" is ``row - 1`` and the player's right is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -102,22 +103,38 @@ def beam_hits(
     (``grid.cc``), every piece in a reached cell is hit, a lane stops at its first blocking cell,
     and a side lane blocked in its very first cell ends that side.
     """
-    views, rows, cols = blocked.shape
+    views = len(blocked)
+    sides, rows, cols, real = _lane_cells(origin, length, radius, blocked.shape[1:])
+    lane_blocked = blocked[:, rows, cols] & real  # [views, lanes, cells]
+    first = lane_blocked.argmax(axis=2)  # [views, lanes]
+    stops = lane_blocked.any(axis=2)
+    lane = np.arange(len(sides))
+    hit = player_at[np.arange(views)[:, None], rows[lane, first], cols[lane, first]]
+    for side in (-1, 1):  # a side lane blocked in its first cell ends its side
+        closed = np.zeros(views, bool)
+        for j in np.flatnonzero(sides == side):
+            stops[:, j] &= ~closed
+            closed |= stops[:, j] & (first[:, j] == 0)
+    return np.where(stops, hit, -1)
+
+
+@lru_cache(maxsize=16)
+def _lane_cells(
+    origin: Cell, length: int, radius: int, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``beam_lanes`` as padded index arrays: sides [lanes], rows and cols [lanes, cells], and
+    which entries are real cells (padding is never blocked)."""
     lanes = beam_lanes(origin, length, radius)
-    if any(not (0 <= r < rows and 0 <= c < cols) for _, cells in lanes for r, c in cells):
+    if any(not (0 <= r < shape[0] and 0 <= c < shape[1]) for _, cells in lanes for r, c in cells):
         raise ValueError("the beam reaches outside the view; labels are read from the view")
-    hits = np.full((views, len(lanes)), -1, dtype=np.int64)
-    side_open = {-1: np.ones(views, bool), 1: np.ones(views, bool), 0: np.ones(views, bool)}
-    every = np.arange(views)
-    for j, (side, cells) in enumerate(lanes):
-        r, c = np.array(cells).T
-        lane_blocked = blocked[:, r, c]  # [views, cells]
-        first = lane_blocked.argmax(axis=1)
-        stops = side_open[side] & lane_blocked.any(axis=1)
-        hits[stops, j] = player_at[every, r[first], c[first]][stops]
-        if side:
-            side_open[side] &= ~(stops & (first == 0))
-    return hits
+    width = max(len(cells) for _, cells in lanes)
+    rows = np.zeros((len(lanes), width), np.int64)
+    cols = np.zeros((len(lanes), width), np.int64)
+    real = np.zeros((len(lanes), width), bool)
+    for j, (_, cells) in enumerate(lanes):
+        rows[j, : len(cells)], cols[j, : len(cells)] = np.array(cells).T
+        real[j, : len(cells)] = True
+    return np.array([side for side, _ in lanes]), rows, cols, real
 
 
 # ---------------------------------------------------------------------------------- cooldowns
