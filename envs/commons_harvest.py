@@ -1,6 +1,72 @@
 """Commons Harvest: DeepMind Lab2D's apple-orchard commons with a zap beam, as a marlmod env.
 
-MEASUREMENTS-PLACEHOLDER
+The ``commons_harvest`` level of DeepMind Lab2D (``pip install 'marlmod[lab2d]'``), unchanged: the
+players walk a 26 x 28 map with 109 apples in 10 patches; an eaten apple regrows with a
+probability that rises with the number of apples left within 3 cells (0 when none are left, up to
+0.025 per frame), so over-harvesting a patch kills it for the episode. A player may fire a zap
+beam; the level pays the zapper -1 and the victim -50 per hit. ``aggression_bonus`` adds a bonus
+per hit, which is how marlmod trains aggression in on purpose; ``aggression_bonus=0`` is the
+cooperative variant. The shared adapter is ``envs/lab2d.py``; the label rules, each citing the
+Lab2D source it re-states, are in ``envs/lab2d_labels.py``.
+
+Agents
+    ``player_0`` … ``player_{n-1}`` (Lab2D's players 1 … n); all stay until the episode ends.
+Actions (``Discrete(8)``, Melting Pot's)
+    0 no-op, 1 forward, 2 backward, 3 strafe left, 4 strafe right, 5 turn left, 6 turn right, 7 fire
+    (the zap). Moves are relative to the facing (Lab2D's ``move`` 1/3/4/2), turns are ``turn``
+    -1/+1, fire is ``zap`` 1; one Lab2D action per step, nothing combined.
+Observations
+    ``observation="layer"`` (default), ``Box(0, 1, (6 * 11 * 11 + 1,), float32)``: the player's
+    egocentric ``LAYER`` view (11 x 11 cells: 9 ahead, 1 behind, 5 to each side, rotated with the
+    player) as six one-hot planes, plane-major — apple, wall, rival, zap beam (this frame's beams),
+    facing (the cell in front of each player, which shows where rivals look), outside the map — then
+    one flag: ``ready_to_fire`` (the zap's cooldown has passed; 0 while waiting to respawn). Sprite
+    ids are category codes, so one-hot planes replace them; the player itself (always at row 9,
+    column 5) and rivals' identities are left out. ``observation="rgb"``: the level's own ``N.RGB``
+    image of the same view, ``Box(0, 255, (88, 88, 3), uint8)``, for a CNN.
+Dynamics (the level's, each frame)
+    Respawns, then every player's turn and move (relative to its facing; blocked by walls and
+    players), then every zap: three lanes (``zap.length`` 5, ``zap.radius`` 1) — the centre lane the
+    5 cells ahead, each side lane 5 cells from beside the player to 4 ahead — each stopped by a wall
+    or by its first player, who is hit. A player can fire at most every ``minFramesBetweenZaps`` = 2
+    frames. Apples are eaten on entering their cell. Zapped players stay where they are
+    (``playerResetsAfterZap`` false) unless the settings say otherwise. The episode is truncated
+    after 1000 frames.
+Rewards
+    ``task_reward`` = the level's reward minus its zap rewards: apples eaten (1 each, plus
+    ``rewardForEatingLastAppleInRadius``, 0 by default). ``zap_cost`` = ``-rewardForZapping`` per
+    rival hit (1 by default) and ``zapped_cost`` = ``-rewardForBeingZapped`` per hit taken (50),
+    both the level's own, declared as costs. ``bonus_reward`` = ``aggression_bonus`` per rival hit.
+    The reward is the level's plus the bonus, ``task_reward + bonus_reward - zap_cost -
+    zapped_cost``. Firing at nothing costs nothing.
+Infos (every player, every step)
+    ``behaviour``: ``{"attack": the zap fired this frame (pressed while ready), "hit": it hit at
+    least one rival}``, hits read from the level's ``WORLD.ZAP_COUNT`` (``[victim, zapper]``, this
+    frame only); ``opportunity``: ``{"attack": the zap was ready and a rival stood in its beam
+    before the step}`` — the beam rule (``lab2d_labels.beam_hits``) applied to the player's own
+    view, with the level's ``zap.length`` and ``zap.radius`` read from its live settings; rivals
+    move before the beam, so about 12% of such zaps miss under random play. ``task_reward``,
+    ``bonus_reward``, ``zap_cost``, ``zapped_cost``; ``fire_pressed``, ``hits`` and ``times_hit``
+    (ints), ``active`` (on the grid at the start of the step).
+Arguments
+    ``n_players`` (5), ``aggression_bonus`` (0.0), ``observation`` (``"layer"`` or ``"rgb"``),
+    ``settings`` (Lab2D level settings by their Lab2D names, e.g.
+    ``{"avatars.player.*.playerResetsAfterZap": true}``; ``*`` means every player; settings the
+    labels cannot follow, such as other view shapes, are refused), ``render_mode`` (``None`` or
+    ``"rgb_array"``: the whole map, ``WORLD.RGB``).
+Deviations from the level's defaults
+    Only ``numPlayers``: the level's default is 1 (no dilemma); 5 as in the sequential
+    social-dilemma literature (e.g. Hughes et al. 2018). Under random play (below) a rival is in a
+    ready beam on 2% of agent-steps with 2 players, 7.7% with 5, 9.5% with 7. Nothing else.
+Random play (``python benchmarks/lab2d_random_play.py``, 3 episodes, 5 players)
+    fire pressed 0.123 and fired 0.110 per agent-step (the cooldown), rival in a ready beam 0.077, a
+    rival hit 0.0096; 43.5 apples and 9.8 hits taken per player per episode; 1000 frames; about
+    7,100 env steps (35,000 agent-steps) per CPU second. With ``playerResetsAfterZap``: fired 0.076,
+    opportunity 0.017, hit 0.0019 — and a respawned player cannot zap until it has lived as many
+    frames as it had before being zapped (the level keeps ``canZapAfterFrames`` while ``framesOld``
+    restarts; the adapter's cooldown follows it, tests/test_lab2d_labels.py).
+Versions
+    v0: first release, on dmlab2d 1.0.x.
 """
 
 from __future__ import annotations
