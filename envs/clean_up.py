@@ -183,10 +183,20 @@ class CleanUpEnv(Lab2dEnv):
                 hits[viewed_player(int(sprite_player), zapper), zapper] += 1
         return hits
 
+    def _infos(
+        self, acts: np.ndarray, fired: np.ndarray, hits: np.ndarray, level: np.ndarray
+    ) -> dict[str, dict[str, Any]]:
+        """Also ``cleaned``: the mud cells this player's clean beam turned to water this frame."""
+        contrib = [float(self._lab.observation(f"{i}.CONTRIB")) for i in self._ids()]
+        self._cleaned = np.array(contrib)
+        infos = super()._infos(acts, fired, hits, level)
+        for agent, cleaned in zip(self.possible_agents, self._cleaned, strict=True):
+            infos[agent]["cleaned"] = int(cleaned)
+        return infos
+
     def _check(self, task: np.ndarray) -> None:
         """Each player eats at most one apple a frame: anything else means the hits are wrong."""
-        contribution = np.array([float(self._lab.observation(f"{i}.CONTRIB")) for i in self._ids()])
-        apples = task - self.reward_for_contribution * contribution
+        apples = task - self.reward_for_contribution * self._cleaned
         if not np.isin(apples, (0.0, 1.0)).all():
             raise RuntimeError(
                 f"Lab2D clean_up: rewards {apples.tolist()} after the labelled fines are not apple "

@@ -254,3 +254,16 @@ def test_lab2d_copies_in_worker_processes_match_in_process_copies() -> None:
             np.testing.assert_array_equal(a[0], b[0])
             np.testing.assert_array_equal(a[1], b[1])
             assert a[2] == b[2]
+
+
+def test_clean_up_reports_cleaning_and_its_pseudo_reward_counts_as_task() -> None:
+    settings = {"avatars.player.*.rewardForContribution": 0.5}
+    env = CleanUpEnv(n_players=7, settings=settings)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    cleaned = task = 0.0
+    for _ in range(400):  # apples cannot grow yet: the river starts too muddy
+        _, _, _, _, infos = env.step({a: int(rng.integers(9)) for a in env.agents})
+        cleaned += sum(info["cleaned"] for info in infos.values())
+        task += sum(info["task_reward"] for info in infos.values())
+    assert cleaned > 20 and task == 0.5 * cleaned
