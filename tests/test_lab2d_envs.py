@@ -270,3 +270,31 @@ def test_lab2d_benchmark_scripts_run() -> None:
         assert done.returncode == 0, done.stderr
         lines = [line for line in done.stdout.splitlines() if line.startswith(("commons", "clean"))]
         assert len(lines) == rows, done.stdout
+
+
+@pytest.mark.slow
+def test_pipeline_runs_on_commons_harvest_with_env_worker_processes(tmp_path) -> None:
+    """``marlmod run`` end to end on the shipped config, shrunk by ``--set``: pretraining and
+    retraining step their copies in two worker processes, then record, locate, prune, report."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    small = [
+        "seeds=[0]", "pretrain_steps=6000", "retrain.steps=3000", "retrain.eval_points=1",
+        "evaluation.episodes=2", "record_episodes=2", "prune.strategies=[contrast,random]",
+        "prune.released=[]", "prune.weights=[]", "prune.action_head=[]", "prune.relocate=[]",
+        "prune.sweep=[]", "workers=1", "ppo.env_workers=2", "ppo.n_copies=2", "ppo.n_steps=64",
+        "ppo.batch_size=128", "clusterability_shuffles=0",
+        "env.kwargs={n_players: 3, settings: {episodeLengthFrames: 150}}",
+    ]  # fmt: skip
+    argv = ["run", "configs/commons_harvest.yaml", "--out", str(tmp_path)]
+    for item in small:
+        argv += ["--set", item]
+    done = subprocess.run(
+        [sys.executable, "-m", "marlmod.cli", *argv], capture_output=True, text=True, cwd=root
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "commons_harvest" / "cells.csv").is_file()
+    assert "| contrast" in done.stdout
