@@ -131,9 +131,10 @@ class PPOConfig(_Frozen):
     env_workers: int = Field(
         1,
         ge=1,
-        description="Processes the env copies are stepped in (marlmod/worker_vec_env.py) when the "
-        "env has no batched twin in use: the same trajectories, for games whose step is slow "
-        "single-threaded code (Lab2D); 1 steps them in the training process",
+        description="Processes the env copies are stepped in when the env has no batched twin "
+        "in use: the training process and env_workers - 1 forked workers "
+        "(marlmod/worker_vec_env.py). The same trajectories, for games whose step is slow "
+        "single-threaded code (Lab2D); 1 steps them all in the training process",
     )
     n_steps: int = Field(128, ge=8)
     batch_size: int = Field(256, ge=8)

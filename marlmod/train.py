@@ -49,8 +49,8 @@ def on_backend(model: PPO, backend: Backend) -> PPO:
 
 def make_venv(scenario: Scenario, make_env: EnvFactory) -> VecEnv:
     """The env's batched twin when ``ppo.vectorised`` and the env declares one for its exact
-    class (``metadata["marlmod"]["batched"]``), else per-copy envs: in ``ppo.env_workers``
-    worker processes when that is above 1, else in this process.
+    class (``metadata["marlmod"]["batched"]``), else per-copy envs: spread over this process and
+    ``ppo.env_workers - 1`` worker processes when that is above 1, else all in this process.
 
     All give identical trajectories for the same seed (tests/test_fast_env.py,
     tests/test_worker_vec_env.py), so the choice changes speed, not results.

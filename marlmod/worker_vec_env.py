@@ -1,13 +1,15 @@
-"""Env copies stepped in worker processes, so a game whose step is single-threaded C++ (Lab2D)
+"""Env copies stepped in several processes, so a game whose step is single-threaded C++ (Lab2D)
 uses every core: the copy-major VecEnv of ``marlmod.vec_env`` with its copies spread over
 processes.
 
-Each worker holds a contiguous block of copies as a ``SharedPolicyVecEnv`` and runs that class's
-own reset and step, so slot layout, seeding (copy ``k`` gets ``seed + k``), black death, terminal
-observations and automatic resets are exactly ``SharedPolicyVecEnv``'s over the same factories:
-the same trajectories, labels included, whatever the number of workers
-(tests/test_worker_vec_env.py). A worker resets an ended copy right after the step (it would be
-reset next anyway, on its own random stream) and sends both observations, which saves a round
+The copies are cut into ``n_workers`` contiguous blocks. The first is stepped in the training
+process itself, while forked worker processes step the others (the learner would otherwise wait
+idle, and one process fewer has to be woken each step). Every block is a ``SharedPolicyVecEnv``
+running that class's own reset and step, so slot layout, seeding (copy ``k`` gets ``seed + k``),
+black death, terminal observations and automatic resets are exactly ``SharedPolicyVecEnv``'s over
+the same factories: the same trajectories, labels included, whatever the number of workers
+(tests/test_worker_vec_env.py). A block resets an ended copy right after the step (it would be
+reset next anyway, on its own random stream) and returns both observations, which saves a round
 trip per ended copy.
 
 Workers are forked (the env registry and imported modules come along, and nothing is imported
@@ -41,7 +43,8 @@ class EnvWorkerError(RuntimeError):
 
 
 class WorkerVecEnv(CopyMajorVecEnv):
-    """``len(env_fns)`` copies as VecEnv slots, stepped in ``n_workers`` forked processes."""
+    """``len(env_fns)`` copies as VecEnv slots, stepped in ``n_workers`` processes: this one and
+    ``n_workers - 1`` forked workers."""
 
     def __init__(self, env_fns: Sequence[Callable[[], ParallelEnv]], n_workers: int) -> None:
         if not env_fns:
@@ -58,7 +61,7 @@ class WorkerVecEnv(CopyMajorVecEnv):
         self.env_name = self._probe.metadata.get("name", type(self._probe).__name__)
         bounds = np.linspace(0, len(env_fns), min(n_workers, len(env_fns)) + 1).astype(int)
         self._blocks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self._workers: list[_Worker] = []
+        self._workers: list[_Local | _Worker] = []  # block 0 local, then one worker per block
         self._last_seeds: list[int | None] = [None] * len(env_fns)
         self._restarted: dict[int, np.ndarray] = {}
         super().__init__(len(env_fns), len(agents), obs_space, act_space)
@@ -69,14 +72,14 @@ class WorkerVecEnv(CopyMajorVecEnv):
         return len(self._blocks)
 
     # ------------------------------------------------------------------ workers
-    def _started(self) -> list[_Worker]:
+    def _started(self) -> list[_Local | _Worker]:
         if not self._workers:
             context = mp.get_context("fork")
-            for w, block in enumerate(self._blocks):
-                fns = [self._env_fns[k] for k in block]
-                self._workers.append(_Worker.start(context, fns, self._describe(w)))
+            fns = [[self._env_fns[k] for k in block] for block in self._blocks]
+            remote = [_Worker.start(context, f, self._describe(w)) for w, f in enumerate(fns) if w]
+            self._workers = [_Local(fns[0]), *remote]
             self._finalizer = weakref.finalize(self, _stop_all, list(self._workers))
-            for w, worker in enumerate(self._workers):
+            for w, worker in enumerate(remote, start=1):
                 worker.receive(lambda w=w: self._describe(w))  # built its envs
         return self._workers
 
@@ -84,7 +87,8 @@ class WorkerVecEnv(CopyMajorVecEnv):
         block = self._blocks[w]
         seeds = [self._last_seeds[k] for k in block]
         seeded = "unseeded" if all(s is None for s in seeds) else f"seeds {seeds}"
-        return f"env {self.env_name!r} worker {w} (copies {block.start}-{block.stop - 1}, {seeded})"
+        where = "block 0, in the training process" if w == 0 else f"worker {w}"
+        return f"env {self.env_name!r} {where} (copies {block.start}-{block.stop - 1}, {seeded})"
 
     def _locate(self, k: int) -> tuple[int, int]:
         """(worker, copy index within the worker's block) of copy ``k``."""
@@ -113,6 +117,7 @@ class WorkerVecEnv(CopyMajorVecEnv):
         workers = self._started()
         for w, (worker, block) in enumerate(zip(workers, self._blocks, strict=True)):
             worker.send("step", actions[block.start : block.stop], lambda w=w: self._describe(w))
+        # block 0 steps here (in receive) while the workers step theirs
         parts = [worker.receive(lambda w=w: self._describe(w)) for w, worker in enumerate(workers)]
         for block, (_, obs, restarted) in zip(self._blocks, parts, strict=True):
             rows = slice(block.start * self.n_agents, block.stop * self.n_agents)
@@ -178,7 +183,30 @@ class WorkerVecEnv(CopyMajorVecEnv):
         self._probe.close()
 
 
-# ---------------------------------------------------------------------- the worker process
+# ---------------------------------------------------------------------- the blocks
+class _Local:
+    """Block 0, stepped in the training process: a command runs when its answer is asked for, so
+    sending to every block and then receiving lets it run while the workers run theirs."""
+
+    def __init__(self, env_fns: list) -> None:
+        self.venv = SharedPolicyVecEnv(env_fns)
+        self._command: tuple[str, Any] | None = None
+
+    def send(self, command: str, payload: Any, describe: Callable[[], str]) -> None:
+        self._command = (command, payload)
+
+    def receive(self, describe: Callable[[], str]) -> Any:
+        command, payload = self._command
+        self._command = None
+        return _handle(self.venv, command, payload)
+
+    def request_stop(self) -> None:
+        self.venv.close()
+
+    def join(self) -> None:
+        pass
+
+
 class _Worker:
     """The learner's end of one worker process."""
 
@@ -216,18 +244,24 @@ class _Worker:
         code = self.process.exitcode
         return "still running" if code is None else f"exit code {code}"
 
-
-def _stop_all(workers: list[_Worker]) -> None:
-    for worker in workers:
+    def request_stop(self) -> None:
         try:
-            worker.conn.send(("close", None))
+            self.conn.send(("close", None))
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
-    for worker in workers:
-        worker.process.join(timeout=5.0)
-        if worker.process.is_alive():
-            worker.process.terminate()
-        worker.conn.close()
+
+    def join(self) -> None:
+        self.process.join(timeout=5.0)
+        if self.process.is_alive():
+            self.process.terminate()
+        self.conn.close()
+
+
+def _stop_all(blocks: list[_Local | _Worker]) -> None:
+    for block in blocks:
+        block.request_stop()
+    for block in blocks:
+        block.join()
 
 
 def _serve(conn: Connection, env_fns: list) -> None:

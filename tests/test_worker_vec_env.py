@@ -69,17 +69,22 @@ def test_per_slot_api_reaches_the_copy_that_owns_the_slot() -> None:
     venv.close()
 
 
+def worker_processes(venv: WorkerVecEnv) -> list:
+    """The forked processes (block 0 is stepped in this process)."""
+    return [w.process for w in venv._workers[1:]]
+
+
 def test_workers_start_on_first_use_and_stop_on_close_or_collection() -> None:
-    venv = WorkerVecEnv([SMALL] * 2, n_workers=2)
-    assert venv._workers == [] and venv.get_attr("max_cycles") == [7] * 4  # the probe answers
+    venv = WorkerVecEnv([SMALL] * 3, n_workers=3)
+    assert venv._workers == [] and venv.get_attr("max_cycles") == [7] * 6  # the probe answers
     venv.reset()
-    processes = [w.process for w in venv._workers]
-    assert all(p.is_alive() for p in processes)
+    processes = worker_processes(venv)
+    assert len(processes) == 2 and all(p.is_alive() for p in processes)
     venv.close()
     assert not any(p.is_alive() for p in processes)
     venv = WorkerVecEnv([SMALL] * 2, n_workers=2)
     venv.reset()
-    processes = [w.process for w in venv._workers]
+    processes = worker_processes(venv)
     del venv
     gc.collect()
     assert not any(p.is_alive() for p in processes)
@@ -101,19 +106,23 @@ def test_a_killed_worker_raises_naming_env_copies_and_seeds() -> None:
 
 
 class ExplodingGathering(GatheringEnv):
-    """Gathering that fails on its fourth step."""
+    """Gathering that fails on the fourth step of an episode seeded 6."""
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.seeded = seed
+        return super().reset(seed=seed, options=options)
 
     def step(self, actions: dict[str, Any]):
-        if self.cycle == 3:
+        if self.cycle == 3 and self.seeded == 6:
             raise ValueError("the env broke")
         return super().step(actions)
 
 
 def test_an_env_error_in_a_worker_raises_with_its_traceback() -> None:
-    venv = WorkerVecEnv([ExplodingGathering] * 2, n_workers=2)
+    venv = WorkerVecEnv([ExplodingGathering] * 2, n_workers=2)  # copy 1 (seed 6) in worker 1
     venv.seed(5)
     venv.reset()
-    with pytest.raises(EnvWorkerError, match=r"(?s)worker 0 .*seeds \[5\].*the env broke"):
+    with pytest.raises(EnvWorkerError, match=r"(?s)worker 1 .*seeds \[6\].*the env broke"):
         for _ in range(4):
             venv.step(np.zeros(venv.num_envs, dtype=int))
     venv.close()
