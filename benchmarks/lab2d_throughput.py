@@ -6,9 +6,10 @@ Run (from the repository root, venv active, ``pip install -e '.[lab2d]'``)::
     python benchmarks/lab2d_throughput.py --games clean_up --workers 1,2,4
     python benchmarks/lab2d_throughput.py --quick          # smoke run, a few seconds
 
-For each game and each number of env workers (``ppo.env_workers``; 1 = ``SharedPolicyVecEnv`` in
-this process, more = ``WorkerVecEnv``), three measurements on ``--copies`` copies of the game
-with the default ``layer`` observation:
+For each game and each number of env workers (``ppo.env_workers``: 1 = ``SharedPolicyVecEnv``
+in this process; more = ``WorkerVecEnv``, this process stepping one block of copies and forked
+workers the others), three measurements on ``--copies`` copies of the game with the default
+``layer`` observation:
 
 ``random``
     the VecEnv stepped with uniformly random actions (the env alone).
@@ -21,8 +22,9 @@ with the default ``layer`` observation:
 
 Columns: ``agent-steps/s`` = agent-steps per wall-clock second; ``cpu-s/1k`` = CPU seconds (this
 process plus its workers, ``getrusage``) per 1,000 agent-steps, which other people's load on a
-shared machine disturbs far less than wall time; ``/cpu-s`` = agent-steps per CPU second. On an
-idle machine with ``C`` cores, workers can reach at most ``C`` times ``/cpu-s``-limited speed.
+shared machine disturbs far less than wall time; ``/cpu-s`` = agent-steps per CPU second. Workers
+can only raise the wall-clock rate, and only where cores are idle; ``cpu-s/1k`` shows what their
+inter-process traffic costs.
 """
 
 from __future__ import annotations
