@@ -11,10 +11,14 @@ import pettingzoo
 
 GATHERING_ID = "marlmod/gathering-v0"
 SIGNALLING_ID = "marlmod/signalling-v0"
+COMMONS_HARVEST_ID = "marlmod/commons_harvest-v0"  # needs dmlab2d (marlmod[lab2d])
+CLEAN_UP_ID = "marlmod/clean_up-v0"  # needs dmlab2d (marlmod[lab2d])
 
 _REGISTERED = {
     GATHERING_ID: "envs.gathering:GatheringEnv",
     SIGNALLING_ID: "envs.signalling:SignallingEnv",
+    COMMONS_HARVEST_ID: "envs.commons_harvest:CommonsHarvestEnv",
+    CLEAN_UP_ID: "envs.clean_up:CleanUpEnv",
 }
 
 for _env_id, _entry_point in _REGISTERED.items():

@@ -30,7 +30,7 @@ from marlmod.strategies.registry import STRATEGIES, Need, names_for, unknown_str
 EXECUTION_ONLY = {
     "workers": True,
     "tensorboard": True,
-    "ppo": {"vectorised"},
+    "ppo": {"vectorised", "env_workers"},
     "prune": {
         "strategies",
         "released",
@@ -127,6 +127,14 @@ class PPOConfig(_Frozen):
         description="Train on the NumPy-batched twin the env declares (metadata['marlmod']"
         "['batched']) when it has one: the same trajectories as per-copy envs, several times "
         "faster; false forces per-copy envs",
+    )
+    env_workers: int = Field(
+        1,
+        ge=1,
+        description="Processes the env copies are stepped in when the env has no batched twin "
+        "in use: the training process and env_workers - 1 forked workers "
+        "(marlmod/worker_vec_env.py). The same trajectories, for games whose step is slow "
+        "single-threaded code (Lab2D); 1 steps them all in the training process",
     )
     n_steps: int = Field(128, ge=8)
     batch_size: int = Field(256, ge=8)

@@ -147,6 +147,8 @@ def resolve_env(config: EnvConfig) -> ResolvedEnv:
         probe = constructor(**config.kwargs)
     except (TypeError, ValueError) as err:
         raise MarlmodError(f"env.kwargs rejected by {config.id!r}: {err}") from err
+    except ImportError as err:  # an env needing an optional extra (e.g. marlmod[lab2d])
+        raise MarlmodError(f"environment {config.id!r} cannot be built: {err}") from err
     protocol = read_protocol(probe, config.id)
     probe.close()
     if protocol.bonus_kwarg in config.kwargs:

@@ -30,6 +30,7 @@ from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import LeanPPO
 from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
+from marlmod.worker_vec_env import WorkerVecEnv
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -48,15 +49,18 @@ def on_backend(model: PPO, backend: Backend) -> PPO:
 
 def make_venv(scenario: Scenario, make_env: EnvFactory) -> VecEnv:
     """The env's batched twin when ``ppo.vectorised`` and the env declares one for its exact
-    class (``metadata["marlmod"]["batched"]``), else per-copy envs.
+    class (``metadata["marlmod"]["batched"]``), else per-copy envs: spread over this process and
+    ``ppo.env_workers - 1`` worker processes when that is above 1, else all in this process.
 
-    Both give identical trajectories for the same seed (tests/test_fast_env.py), so the choice
-    changes speed, not results.
+    All give identical trajectories for the same seed (tests/test_fast_env.py,
+    tests/test_worker_vec_env.py), so the choice changes speed, not results.
     """
     if scenario.ppo.vectorised:
         venv = batched_venv(make_env, scenario.ppo.n_copies)
         if venv is not None:
             return venv
+    if scenario.ppo.env_workers > 1:
+        return WorkerVecEnv([make_env] * scenario.ppo.n_copies, scenario.ppo.env_workers)
     return SharedPolicyVecEnv([make_env] * scenario.ppo.n_copies)
 
 
