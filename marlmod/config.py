@@ -73,7 +73,12 @@ class EnvConfig(_Frozen):
         "'package.module:factory' (imports and runs that code)"
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor kwargs")
-    bonus: float = Field(gt=0, description="Misbehaviour bonus during pretraining")
+    bonus: float = Field(
+        ge=0,
+        description="Misbehaviour bonus during pretraining. 0: the trait must emerge from the "
+        "game itself (a game where it pays instrumentally); the control is then the pretrained "
+        "model, trained once",
+    )
     trait: str = Field(description="Behaviour label (in infos['behaviour']) that is the trait")
     trait_role: str | None = Field(
         None,
@@ -446,6 +451,10 @@ class Scenario(_Frozen):
             raise ValueError(
                 "pretrain.placebo is the placebo of routing: set pretrain.method: routing"
             )
+        if self.relearn is not None and self.env.bonus == 0 and self.relearn.bonus is None:
+            raise ValueError(
+                "env.bonus is 0, so a relearning attack needs its own bonus: set relearn.bonus"
+            )
         if self.relearn is not None:
             names = {cell.name for cell in self.cells}
             unknown = [
@@ -457,6 +466,11 @@ class Scenario(_Frozen):
                     f"valid: {', '.join(sorted(names))}"
                 )
         return self
+
+    @property
+    def control_is_pretrained(self) -> bool:
+        """No bonus and plain pretraining: the control would train exactly the pretrained model."""
+        return self.env.bonus == 0 and self.pretrain.method == "plain"
 
     @property
     def cells(self) -> list[Cell]:

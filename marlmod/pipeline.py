@@ -33,7 +33,7 @@ import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marlmod.atomic import cached_json, write_json, write_with
+from marlmod.atomic import cached_json, read_json, write_json, write_with
 from marlmod.cells import MODEL_STAGES, Cell
 from marlmod.config import Scenario
 from marlmod.distill import distill
@@ -126,6 +126,9 @@ class SeedRun:
         stage = self.dir / MODEL_STAGES[name]
         path = stage / "model.zip"
 
+        if name == "control" and self.scenario.control_is_pretrained:
+            return self.copy_of_pretrained(stage)
+
         def train() -> dict:
             make_env = self.aggressive if name == "pretrain" else self.cooperative
             method = self.scenario.pretrain.method if name == "pretrain" else "plain"
@@ -137,6 +140,18 @@ class SeedRun:
             return self.evaluate(model).to_json()
 
         return path, Metrics.from_json(cached_json(stage / "metrics.json", train))
+
+    def copy_of_pretrained(self, stage: Path) -> tuple[Path, Metrics]:
+        """The control stage of a no-bonus scenario: the pretrained model's files (the same
+        training), so every reader of the control finds it where it always is."""
+        source, _ = self.pretrained("pretrain")
+
+        def copy() -> dict:
+            model_bytes = source.read_bytes()
+            write_with(stage / "model.zip", lambda tmp: tmp.write_bytes(model_bytes))
+            return read_json(source.parent / "metrics.json")
+
+        return stage / "model.zip", Metrics.from_json(cached_json(stage / "metrics.json", copy))
 
     def pretrained_model(self) -> PPO:
         """The model trained with the misbehaviour bonus, loaded onto cooperative envs."""

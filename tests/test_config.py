@@ -110,7 +110,10 @@ def bases_of(config: Path) -> list[Path]:
         ),
         (lambda d: d["network"].update(activation="gelu"), "at network.activation"),
         (lambda d: d.update(seeds=[1, 1]), "seeds must not repeat"),
-        (lambda d: d["env"].update(bonus=0), "at env.bonus: Input should be greater than 0"),
+        (
+            lambda d: d["env"].update(bonus=-1),
+            "at env.bonus: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_bad_fields_name_their_key(tiny_dict: dict, mutate, message: str) -> None:

@@ -203,3 +203,21 @@ def test_relearn_verdicts_compare_each_target_with_the_control_by_seed() -> None
     assert table.loc["fast", "verdict"].startswith("suppressed")
     assert table.loc["slow", "verdict"].startswith("not faster than the control")
     assert table.loc["control model (never paid)", "verdict"] == "reference"
+
+
+def test_without_a_bonus_the_control_is_the_pretrained_model(
+    tmp_path: Path, tiny_dict: dict
+) -> None:
+    """A trait that emerges from the game itself (env.bonus 0): the control would train exactly
+    the pretrained model, so it is that model, trained once."""
+    tiny_dict["env"]["bonus"] = 0.0
+    scenario = parse_scenario(tiny_dict)
+    assert scenario.control_is_pretrained
+    run = SeedRun(scenario, 0, tmp_path)
+    pretrain, before = run.pretrained("pretrain")
+    control, metrics = run.pretrained("control")
+    assert control.parent.name == "control_model" and control.read_bytes() == pretrain.read_bytes()
+    assert metrics == before
+    tiny_dict["relearn"] = {"steps": 64, "learning_rates": [0.001]}
+    with pytest.raises(MarlmodError, match="set relearn.bonus"):
+        parse_scenario(tiny_dict)
