@@ -13,9 +13,8 @@ such results swing with it (Qi et al. 2025): results report the worst case over 
 
 Pruned weights stay held at zero during an attack by default (the question is whether the rest of
 the network relearns); cells named in ``relearn.release_masks`` are also attacked with their masks
-released. Every
-attack stores its own settings, so extending a finished run with attacks computes only those, and
-a stored attack made under other settings is refused rather than mixed in.
+released. Every attack stores its own settings, so extending a finished run with attacks computes
+only those, and a stored attack made under other settings is refused rather than mixed in.
 """
 
 from __future__ import annotations
