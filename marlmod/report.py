@@ -20,6 +20,9 @@ Columns of ``cells.csv`` (one row per seed × strategy; ``strategy`` is the cell
 - ``relapse_fraction``: ``trait_rate_retrained / trait_rate_before``.
 - ``steps_to_half``: retraining steps until the trait rate is back at half its pre-pruning rate.
 - ``control_trait_rate``, ``control_task_return``: the same-seed model never paid for the trait.
+- ``failed``: empty for a finished cell; for a cell whose task failed (``marlmod.failures``: e.g.
+  its training diverged), the error, and every metric empty. Failed cells are in no statistic;
+  ``summary.md`` counts them per strategy and lists every failed task.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pandas as pd
 from marlmod.atomic import read_json, write_text
 from marlmod.cells import ACTION_HEAD_MARK, MODEL_STAGES, NO_PRUNE, Cell
 from marlmod.errors import MarlmodError
+from marlmod.failures import count_failed_seeds, failures_table, load_failures, with_failures
 from marlmod.migrate import check_layout
 from marlmod.stats import (
     CIMethod,
@@ -324,15 +328,17 @@ def report_tables(
     cells: pd.DataFrame,
     clusters: pd.DataFrame | None = None,
     relocations: pd.DataFrame | None = None,
+    failures: list[dict] | None = None,
 ) -> dict[str, tuple[str, pd.DataFrame]]:
     """The tables of a report, each with a sentence saying how to read it."""
+    failures = failures or []
     tables = {
         "Strategies": (
             "Mean [95% percentile-bootstrap CI] over seeds (Student-t intervals, wider at few "
             "seeds, and IQMs are in `summary.csv`). Weights pruned counts every parameter entry "
             "held at zero (weights and biases): `<strategy>~weights` cells zero as many "
             "individual weights as the unit prune." + _head_note(cells),
-            summarise(cells),
+            count_failed_seeds(summarise(cells), cells, failures),
         ),
         "Reference models": ("Mean [95% percentile-bootstrap CI] over seeds.", references(cells)),
     }
@@ -359,6 +365,13 @@ def report_tables(
             "more modular) vs 20 copies with weights shuffled within layers; percentile < 50 and "
             "z < 0 mean more clusterable than chance. Mean [95% bootstrap CI] over seeds.",
             clusterability_table(clusters),
+        )
+    if failures:
+        tables["Failed tasks"] = (
+            "These tasks stopped with an error and are in no table above (a failed cell is "
+            "counted under `failed seeds`); a seed's later tasks wait until they succeed. "
+            "Rerunning the scenario retries them.",
+            failures_table(failures),
         )
     return tables
 
@@ -400,10 +413,11 @@ def write_report(run_dir: Path, name: str) -> str:
 
     cells, curves = load_cells(run_dir)
     clusters, sweeps = load_clusterability(run_dir), load_sweeps(run_dir)
-    write_text(run_dir / "cells.csv", cells.to_csv(index=False))
+    failures = load_failures(run_dir)
+    write_text(run_dir / "cells.csv", with_failures(cells, failures).to_csv(index=False))
     write_text(run_dir / "curves.csv", curves.to_csv(index=False))
     write_text(run_dir / "summary.csv", tidy_summary(cells).to_csv(index=False))
-    tables = report_tables(cells, clusters, load_relocations(run_dir, cells))
+    tables = report_tables(cells, clusters, load_relocations(run_dir, cells), failures)
     markdown = render_markdown(name, tables)
     write_text(run_dir / "summary.md", markdown)
     write_text(run_dir / "summary.html", render_html(name, tables))
