@@ -15,7 +15,7 @@ Columns of ``cells.csv`` (one row per seed × strategy; ``strategy`` is the cell
 - ``trait_cut``: ``trait_rate_before - trait_rate_pruned`` (what pruning alone removed).
 - ``kept_vs_unpruned``: retrained task return ÷ that of plain fine-tuning (strategy ``none``).
 - ``kept_vs_scratch``: retrained task return ÷ that of a fresh net trained cooperatively on the
-  same retraining budget.
+  same retraining budget (empty while that model's task has failed).
 - ``relapse_auc``: mean trait rate over the retraining run (area under the relapse curve).
 - ``relapse_fraction``: ``trait_rate_retrained / trait_rate_before``.
 - ``steps_to_half``: retraining steps until the trait rate is back at half its pre-pruning rate.
@@ -67,7 +67,8 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         seed_dir = cell_path.parent.parent
         cell = read_json(cell_path)
         control = read_json(seed_dir / MODEL_STAGES["control"] / "metrics.json")
-        scratch = read_json(seed_dir / "scratch" / "curve.json")
+        scratch_path = seed_dir / "scratch" / "curve.json"  # absent if its task failed
+        scratch = read_json(scratch_path) if scratch_path.is_file() else [{"task_return": np.nan}]
         curve = pd.DataFrame(cell.pop("curve"))
         role_returns = curve.pop("role_returns") if "role_returns" in curve else None
         if role_returns is not None:
