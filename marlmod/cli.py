@@ -166,11 +166,17 @@ def main() -> None:
         typer.echo(f"marlmod: error: {err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        again = shlex.join(["marlmod", *sys.argv[1:]])
-        typer.echo(
-            f"marlmod: interrupted; finished stages are kept; resume with: {again}", err=True
-        )
-        sys.exit(130)
+        interrupted()
+    except SystemExit as stop:
+        if stop.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            interrupted()
+        raise
+
+
+def interrupted() -> None:
+    again = shlex.join(["marlmod", *sys.argv[1:]])
+    typer.echo(f"marlmod: interrupted; finished stages are kept; resume with: {again}", err=True)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

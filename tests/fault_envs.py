@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from envs.gathering import GatheringEnv
@@ -30,3 +31,11 @@ class KillingGathering(GatheringEnv):
             else:
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().step(actions)
+
+
+def killing_config(tiny_dict: dict, marker: Path) -> dict:
+    """``tiny_dict`` on ``fault_envs.KillingGathering``: the first env to reach its 30th step
+    while ``marker`` is absent creates it and SIGKILLs its own process."""
+    tiny_dict["env"]["id"] = "fault_envs:KillingGathering"
+    tiny_dict["env"]["kwargs"] = {**tiny_dict["env"]["kwargs"], "kill_marker": str(marker)}
+    return tiny_dict

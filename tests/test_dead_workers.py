@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from fault_envs import killing_config
 
 from marlmod.compare import compare_runs
 from marlmod.config import parse_scenario
@@ -19,14 +20,6 @@ from marlmod.lock import HOLDER_FILE
 from marlmod.pools import RETRIES, LocalPool
 
 TESTS = Path(__file__).parent
-
-
-def killing_config(tiny_dict: dict, marker: Path) -> dict:
-    """``tiny_dict`` on ``fault_envs.KillingGathering``: the first env to reach its 30th step
-    while ``marker`` is absent creates it and SIGKILLs its own process."""
-    tiny_dict["env"]["id"] = "fault_envs:KillingGathering"
-    tiny_dict["env"]["kwargs"] = {**tiny_dict["env"]["kwargs"], "kill_marker": str(marker)}
-    return tiny_dict
 
 
 @pytest.fixture(autouse=True)
