@@ -98,10 +98,25 @@ def poison_cell(name: str, seed: int):
     return train_with_curve
 
 
+def strategies_table(summary: str) -> pd.DataFrame:
+    """The strategies table of ``summary.md``, as strings."""
+    section = summary.split("## Strategies")[1].split("\n## ")[0]
+    lines = [line.strip("|") for line in section.splitlines() if line.startswith("|")]
+    rows = [[cell.strip() for cell in line.split("|")] for line in lines]
+    return pd.DataFrame(rows[2:], columns=rows[0])
+
+
 def test_a_diverged_cell_is_marked_failed_in_the_tables_and_a_rerun_retries_it(
     tmp_path: Path, tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tiny_dict["seeds"] = [0, 1]
+    tiny_dict["relearn"] = {  # a second phase, which reads the first phase's cells
+        "steps": 64,
+        "eval_points": 1,
+        "learning_rates": [3e-4],
+        "starts": ["retrained"],
+        "cells": ["none"],
+    }
     scenario = parse_scenario(tiny_dict)
     with monkeypatch.context() as patched, pytest.raises(MarlmodError, match="1 task"):
         patched.setattr(pipeline, "train_with_curve", poison_cell("contrast", seed=0))
@@ -117,8 +132,16 @@ def test_a_diverged_cell_is_marked_failed_in_the_tables_and_a_rerun_retries_it(
     assert row.failed.startswith("training diverged") and pd.isna(row.trait_rate_retrained)
     assert cells.failed.isna().sum() == 5
     summary = (run_dir / "summary.md").read_text()
-    assert "failed seeds" in summary and "## Failed tasks" in summary
+    assert strategies_table(summary)[["strategy", "seeds", "failed seeds"]].values.tolist() == [
+        ["none", "2", "0"],
+        ["contrast", "1", "1"],
+        ["random", "2", "0"],
+    ]
+    assert "## Failed tasks" in summary
     assert not (run_dir / "seed_0" / "contrast" / "cell.json").exists()
+    # the failed seed's second phase waits for the rerun; the other seed's ran
+    assert not (run_dir / "seed_0" / "relearn").exists()
+    assert (run_dir / "seed_1" / "relearn" / "none" / "retrained_lr0.0003.json").is_file()
 
     run_scenario(scenario, tmp_path / "run", workers=1)  # the rerun retries the failed cell
     assert not load_failures(run_dir)
