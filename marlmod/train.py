@@ -25,7 +25,7 @@ from torch import nn
 
 from marlmod.atomic import write_with
 from marlmod.config import Scenario
-from marlmod.divergence import divergence_guard
+from marlmod.divergence import guarded_learn
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import LeanPPO
@@ -104,14 +104,16 @@ def learn(
     in the error when training diverges (``marlmod.divergence``: every training goes through here).
     """
     model.set_logger(training_logger(model, log_name, continue_run))
-    with divergence_guard(model, log_name):
-        return model.learn(
-            total_timesteps=steps,
-            callback=callback,
-            tb_log_name=log_name,
-            reset_num_timesteps=not continue_run,
-            progress_bar=False,
-        )
+    guarded_learn(
+        model,
+        log_name,
+        callback,
+        total_timesteps=steps,
+        tb_log_name=log_name,
+        reset_num_timesteps=not continue_run,
+        progress_bar=False,
+    )
+    return model
 
 
 def training_logger(model: PPO, log_name: str, continue_run: bool) -> Logger:

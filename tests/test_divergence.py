@@ -41,11 +41,21 @@ def test_nan_weights_stop_training_naming_stage_and_step(tiny_scenario: Scenario
     with pytest.raises(TrainingDiverged) as diverged:
         learn(model, 128, PoisonWeights(), log_name="pretrain")
     assert str(diverged.value).startswith(
-        "training diverged in pretrain at agent-step 64: non-finite gradients"
+        "training diverged in pretrain at agent-step 64: non-finite weights (after non-finite "
+        "gradients: the loss was NaN or inf) in mlp_extractor.policy_net.0.weight"
     )
-    assert "mlp_extractor.policy_net.0.weight" in str(diverged.value)
-    optimizer = model.policy.optimizer
-    assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks
+
+
+def test_weights_too_large_for_the_policys_outputs_stop_training_by_name(
+    tiny_scenario: Scenario,
+) -> None:
+    """Finite weights whose outputs overflow break torch's action sampling: named, not torch's."""
+    model = fresh_model(tiny_scenario)
+    with torch.no_grad():
+        for layer in model.policy.mlp_extractor.policy_net[::2]:
+            layer.weight.fill_(1e30)
+    with pytest.raises(TrainingDiverged, match="in scratch at agent-step 0: non-finite action lo"):
+        learn(model, 128, log_name="scratch")
 
 
 def test_guard_leaves_healthy_training_bit_for_bit(tiny_scenario: Scenario) -> None:
