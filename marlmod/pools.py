@@ -8,12 +8,17 @@ wrong with workers:
 - a worker process that dies mid-job (killed by the OS, out of memory) is replaced and its job
   run again, up to ``RETRIES`` more times, then recorded as failed; jobs are idempotent (finished
   stages are reused, files are atomic), so a retried job gives the files an undisturbed one does;
-- ``close(interrupted=True)`` (Ctrl-C) stops workers at once instead of letting them finish.
+- ``close(interrupted=True)`` (Ctrl-C) stops workers at once instead of letting them finish;
+- a local worker whose driver died (``kill -9``) exits instead of waiting for work for ever,
+  which would also keep holding the run directory's lock it inherited (``marlmod.lock``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -33,6 +38,17 @@ Finished = list[tuple[Job, str | None]]
 
 def note(line: str) -> None:
     print(f"marlmod: {line}", file=sys.stderr, flush=True)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Worker initialiser: a watchdog thread that ends this process once ``parent`` is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="marlmod-parent-watch").start()
 
 
 class SerialPool:
@@ -63,10 +79,15 @@ class LocalPool:
 
     def __init__(self, scenario: Scenario, run_dir: Path, workers: int) -> None:
         self.scenario, self.run_dir, self.workers = scenario, run_dir, workers
-        self.executor = ProcessPoolExecutor(workers)
+        self.executor = self.new_executor()
         self.queue: deque[Job] = deque()
         self.running: dict[Future, Job] = {}
         self.deaths: Counter[Job] = Counter()
+
+    def new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers, initializer=exit_with_parent, initargs=(os.getpid(),)
+        )
 
     def submit(self, job: Job) -> None:
         self.queue.append(job)
@@ -102,7 +123,7 @@ class LocalPool:
                 retried.append(job)
         self.running.clear()
         self.queue.extendleft(reversed(retried))
-        self.executor = ProcessPoolExecutor(self.workers)
+        self.executor = self.new_executor()
         note(f"a worker process died; running its {len(retried)} job(s) again on a new one")
         return finished
 

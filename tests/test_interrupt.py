@@ -12,32 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import alive, children
 
 from marlmod.compare import compare_runs
 from marlmod.config import parse_scenario
 from marlmod.experiment import run_scenario
 from marlmod.lock import HOLDER_FILE
-
-
-def children(pid: int) -> set[int]:
-    """Processes whose parent is ``pid`` (read from /proc: no ps needed)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def long_pretraining(tmp_path: Path, tiny_dict: dict) -> Path:

@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from processes import alive, children
 
 from marlmod import lock
 from marlmod.cli import main
@@ -78,6 +80,34 @@ def test_second_run_fails_at_once_naming_the_holder_then_takes_over_after_kill_9
         in (capsys.readouterr().err)
     )
     assert not (run_dir / HOLDER_FILE).exists()  # released
+
+
+def test_a_run_whose_driver_was_killed_leaves_no_worker_holding_the_lock(
+    tmp_path: Path, tiny_dict: dict
+) -> None:
+    """``kill -9`` of ``marlmod run`` alone: its workers (which inherited the OS lock) exit, and
+    the next run takes the lock over and finishes."""
+    tiny_dict.update(seeds=[0, 1], workers=2)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_dict))
+    command = [sys.executable, "-m", "marlmod.cli", "run", str(config), "--out", str(tmp_path)]
+    driver = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(workers := children(driver.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers), "orphaned workers still hold the lock"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (
+        f"took over the lock of marlmod run on host {socket.gethostname()} (pid {driver.pid}"
+        in (rerun.stderr)
+    )
 
 
 def write_holder(run_dir: Path, **fields: object) -> None:
