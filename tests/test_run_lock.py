@@ -101,7 +101,10 @@ def test_a_run_whose_driver_was_killed_leaves_no_worker_holding_the_lock(
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(alive(pid) for pid in workers), "orphaned workers still hold the lock"
+    orphans = [pid for pid in workers if alive(pid)]
+    for pid in orphans:  # leave no process behind when this fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, "orphaned workers still hold the lock"
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert (
