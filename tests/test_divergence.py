@@ -159,3 +159,21 @@ def test_a_diverged_cell_is_marked_failed_in_the_tables_and_a_rerun_retries_it(
     run_scenario(scenario, tmp_path / "reference", workers=1)
     comparison = compare_runs(run_dir, tmp_path / "reference" / "tiny")
     assert comparison.identical and not comparison.only_a and not comparison.only_b
+
+
+def test_diverged_pretraining_fails_its_seed_and_says_no_report_was_written(
+    tmp_path: Path, tiny_dict: dict
+) -> None:
+    tiny_dict["ppo"]["learning_rate"] = 1e20
+    with pytest.raises(MarlmodError) as failed:
+        run_scenario(parse_scenario(tiny_dict), tmp_path, workers=1)
+    assert str(failed.value).startswith(
+        "1 task(s) failed, the rest finished; no cell finished, so no report was written;"
+    )
+    assert "tiny seed 0, shared stages (pretraining, control, recording, prunes): training " in (
+        str(failed.value)
+    )
+    assert "diverged in pretrain at agent-step 64" in str(failed.value)
+    assert [f["task"] for f in load_failures(tmp_path / "tiny")] == [
+        "shared stages (pretraining, control, recording, prunes)"
+    ]
