@@ -73,23 +73,27 @@ def run_scenario(
         if backend == "ray":
             failures = _run_on_ray(scenario, run_dir, n_workers, ray_address, ship_files)
         elif n_workers == 1:  # each seed in turn, its jobs in order, in this process
-            pool = SerialPool(scenario, run_dir)
-            failures = [f for s in scenario.seeds for f in run_jobs(scenario, run_dir, pool, [s])]
+            failures = run_jobs(scenario, run_dir, SerialPool(scenario, run_dir), seed_by_seed=True)
         else:
             failures = run_jobs(scenario, run_dir, LocalPool(scenario, run_dir, n_workers))
         return finish(scenario, run_dir, failures)
 
 
 def run_jobs(
-    scenario: Scenario, run_dir: Path, pool: Pool, seeds: list[int] | None = None
+    scenario: Scenario, run_dir: Path, pool: Pool, seed_by_seed: bool = False
 ) -> list[str]:
-    """``run_fanned_out`` with a progress bar, closing ``pool`` after (at once on Ctrl-C, then
-    clearing what the stopped workers were writing)."""
-    seeds = list(scenario.seeds if seeds is None else seeds)
+    """``run_fanned_out`` (for all seeds at once, or ``seed_by_seed``) with a progress bar,
+    closing ``pool`` after (at once on Ctrl-C, then clearing what stopped workers wrote)."""
+    seeds = list(scenario.seeds)
+    groups = [[seed] for seed in seeds] if seed_by_seed else [seeds]
     total = len(seeds) * (1 + len(seed_tasks(scenario)))
     with tqdm(total=total, desc=f"{scenario.name}: tasks", unit="task") as progress:
         try:
-            failures = run_fanned_out(scenario, run_dir, pool, progress, seeds)
+            failures = [
+                failure
+                for group in groups
+                for failure in run_fanned_out(scenario, run_dir, pool, progress, group)
+            ]
         except KeyboardInterrupt:
             pool.close(interrupted=True)
             remove_orphans(run_dir)
