@@ -7,6 +7,7 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -43,25 +44,34 @@ def run(
     backend: str = typer.Option("local", help="local (worker processes) or ray (Ray tasks)"),
     ray_address: str = typer.Option(None, help="Ray cluster address; default: start Ray here"),
     assignments: list[str] | None = set_option(),
+    ray_ship_files: bool = typer.Option(
+        None,
+        "--ray-ship-files/--ray-shared-fs",
+        help="Ray tasks send their files back to this process (no shared filesystem needed), "
+        "or write OUT directly (OUT shared by every node); default: ship with --ray-address",
+    ),
 ) -> None:
     """Run (or resume) a scenario end to end and print its results table."""
     from marlmod.config import load_scenario
     from marlmod.experiment import run_scenario
 
     scenario = load_scenario(config, assignments or ())
-    typer.echo(run_scenario(scenario, out, workers or None, backend, ray_address))
+    typer.echo(run_scenario(scenario, out, workers or None, backend, ray_address, ray_ship_files))
 
 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory, e.g. results/aggression"),
 ) -> None:
-    """Regenerate the tables and plot of a run from its per-cell results."""
+    """Regenerate the tables and plot of a run from its per-cell results (refused while a run
+    writes the directory: it writes its own report when it finishes)."""
+    from marlmod.lock import run_lock
     from marlmod.report import write_report
 
     if not run_dir.is_dir():
         raise MarlmodError(f"run directory not found: {run_dir}")
-    typer.echo(write_report(run_dir, run_dir.name))
+    with run_lock(run_dir, "marlmod report"):
+        typer.echo(write_report(run_dir, run_dir.name))
 
 
 @app.command()
@@ -101,9 +111,13 @@ def migrate(
 ) -> None:
     """Bring a run directory made by an older marlmod to the current layout (retrains only what
     older versions did not keep, checked against the stored results)."""
+    from marlmod.lock import run_lock
     from marlmod.migrate import migrate_run
 
-    done = migrate_run(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise MarlmodError(f"{run_dir} is not a run directory (no run.json)")
+    with run_lock(run_dir, "marlmod migrate"):
+        done = migrate_run(run_dir)
     for line in done:
         typer.echo(line)
     typer.echo(f"{run_dir}: {'migrated' if done else 'already current'}")
@@ -169,8 +183,17 @@ def main() -> None:
         typer.echo(f"marlmod: error: {err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("marlmod: interrupted; finished stages are kept, rerun to resume", err=True)
-        sys.exit(130)
+        interrupted()
+    except SystemExit as stop:
+        if stop.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            interrupted()
+        raise
+
+
+def interrupted() -> None:
+    again = shlex.join(["marlmod", *sys.argv[1:]])
+    typer.echo(f"marlmod: interrupted; finished stages are kept; resume with: {again}", err=True)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,12 @@
 The run directory records the config, its hash, package versions and the git commit. Rerunning
 into a directory made under a *different* config is refused rather than mixing results; rerunning
 under the same config resumes (finished stages are reused, see ``pipeline``).
+
+A run holds the directory's lock (``marlmod.lock``) from start to report, so no second writer
+can mix in. A task that fails on its own (training diverged, a worker died too often:
+``marlmod.errors.TaskFailed``) is recorded (``marlmod.failures``) while every other task goes on;
+the seed's later phases wait for a rerun, the report marks what failed, and the run then exits
+with an error naming the failures. Ctrl-C stops the workers at once; finished stages are kept.
 """
 
 from __future__ import annotations
@@ -10,20 +16,21 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from marlmod.atomic import read_json, write_json
+from marlmod.atomic import read_json, remove_orphans, write_json
 from marlmod.config import Scenario, parse_scenario
 from marlmod.environments import check_variants, resolve_env
 from marlmod.errors import MarlmodError
+from marlmod.failures import FAILED_DIR, clear_failure, record_failure
+from marlmod.jobs import Job, failure_message
+from marlmod.lock import run_lock
 from marlmod.migrate import check_layout
-from marlmod.pipeline import run_seed, run_shared, run_task
+from marlmod.pools import LocalPool, RayPool, SerialPool
 from marlmod.report import write_report
 from marlmod.tasks import seed_phases, seed_tasks
 
@@ -32,6 +39,7 @@ PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", 
 
 
 BACKENDS = ("local", "ray")
+Pool = SerialPool | LocalPool | RayPool
 
 
 def run_scenario(
@@ -40,15 +48,17 @@ def run_scenario(
     workers: int | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    ship_files: bool | None = None,
 ) -> str:
     """Run (or resume) every seed of ``scenario`` under ``out_root/<name>``; return the summary.
 
-    Work is split into tasks: each seed's shared stages (pretraining, control, recordings,
+    Work is split into jobs: each seed's shared stages (pretraining, control, recordings,
     prunes), then each of its cells and extras (``marlmod.tasks``). ``local`` runs them in
     worker processes on this machine (one worker: each seed in turn, in this process); ``ray``
-    submits them as Ray tasks (to ``ray_address``, or a Ray instance started here), which needs
-    ``out_root`` on a filesystem every Ray node shares. Both run the same task functions, so they
-    give identical numbers for the same seeds.
+    submits them as Ray tasks (to ``ray_address``, or a Ray instance started here). Ray tasks
+    write the run directory directly, which needs it on a filesystem every node shares, unless
+    ``ship_files`` (default: when ``ray_address`` is given) has them send their files back for
+    this process to write (``marlmod.shipping``). All give identical numbers for the same seeds.
     """
     if backend not in BACKENDS:
         raise MarlmodError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -56,93 +66,103 @@ def run_scenario(
     if scenario.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise MarlmodError("tensorboard: true needs TensorBoard: pip install 'marlmod[tracking]'")
     run_dir = out_root.resolve() / scenario.name
-    prepare_run_dir(scenario, run_dir)
-    n_workers = workers or scenario.workers
-    per_seed = 1 + len(seed_tasks(scenario))  # the shared stages, then the fanned-out tasks
-    total = len(scenario.seeds) * per_seed
-    with tqdm(total=total, desc=f"{scenario.name}: tasks", unit="task") as progress:
+    create_run_dir(run_dir)
+    with run_lock(run_dir, "marlmod run"):
+        prepare_run_dir(scenario, run_dir)
+        remove_orphans(run_dir)  # temporaries of a killed run: this process is the one writer
+        n_workers = workers or scenario.workers
         if backend == "ray":
-            _run_on_ray(scenario, run_dir, n_workers, ray_address, progress)
-        elif n_workers == 1:
-            for seed in scenario.seeds:
-                run_seed(scenario, seed, run_dir)
-                progress.update(per_seed)
+            failures = _run_on_ray(scenario, run_dir, n_workers, ray_address, ship_files)
+        elif n_workers == 1:  # each seed in turn, its jobs in order, in this process
+            failures = run_jobs(scenario, run_dir, SerialPool(scenario, run_dir), seed_by_seed=True)
         else:
-            with ProcessPoolExecutor(n_workers) as pool:
-                try:
-                    run_fanned_out(scenario, run_dir, LocalPool(pool), progress)
-                except BaseException:
-                    # Fail now: let running tasks finish (their files are atomic), drop queued ones.
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-    return write_report(run_dir, scenario.name)
+            failures = run_jobs(scenario, run_dir, LocalPool(scenario, run_dir, n_workers))
+        return finish(scenario, run_dir, failures)
 
 
-class LocalPool:
-    """``concurrent.futures`` behind the two calls ``run_fanned_out`` needs."""
-
-    def __init__(self, pool: ProcessPoolExecutor) -> None:
-        self.pool = pool
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self.pool.submit(fn, *args)
-
-    def wait_one(self, pending: set[Future]) -> tuple[set[Future], set[Future]]:
-        done, rest = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            future.result()  # re-raise a task's error here
-        return done, rest
-
-
-class RayPool:
-    """Ray tasks behind the same two calls (one CPU per task)."""
-
-    def __init__(self, ray: Any) -> None:
-        self.ray = ray
-        self.remote: dict[Callable[..., Any], Any] = {}
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if fn not in self.remote:
-            self.remote[fn] = self.ray.remote(num_cpus=1)(fn)
-        return self.remote[fn].remote(*args)
-
-    def wait_one(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
-        done, rest = self.ray.wait(list(pending), num_returns=1)
-        self.ray.get(done)  # re-raise a task's error here
-        return set(done), set(rest)
+def run_jobs(
+    scenario: Scenario, run_dir: Path, pool: Pool, seed_by_seed: bool = False
+) -> list[str]:
+    """``run_fanned_out`` (for all seeds at once, or ``seed_by_seed``) with a progress bar,
+    closing ``pool`` after (at once on Ctrl-C, then clearing what stopped workers wrote)."""
+    seeds = list(scenario.seeds)
+    groups = [[seed] for seed in seeds] if seed_by_seed else [seeds]
+    total = len(seeds) * (1 + len(seed_tasks(scenario)))
+    with tqdm(total=total, desc=f"{scenario.name}: tasks", unit="task") as progress:
+        try:
+            failures = [
+                failure
+                for group in groups
+                for failure in run_fanned_out(scenario, run_dir, pool, progress, group)
+            ]
+        except KeyboardInterrupt:
+            pool.close(interrupted=True)
+            remove_orphans(run_dir)
+            raise
+        except BaseException:
+            pool.close()  # let running jobs finish (their files are atomic), drop queued ones
+            raise
+    pool.close()
+    return failures
 
 
 def run_fanned_out(
-    scenario: Scenario, run_dir: Path, pool: LocalPool | RayPool, progress: tqdm
-) -> None:
+    scenario: Scenario, run_dir: Path, pool: Pool, progress: tqdm, seeds: list[int]
+) -> list[str]:
     """Every seed's shared stages first, then each phase of its tasks (``marlmod.tasks``) as
-    separate tasks as soon as the phase before is done: the workers stay busy to the end
+    separate jobs as soon as the phase before is done: the workers stay busy to the end
     instead of idling while the last seed runs alone, and a cluster can run as many tasks as
-    there are cells."""
+    there are cells. A failed job is recorded and its seed's later phases are left for a rerun
+    (they read what it would have written); returns the failures' error lines."""
     phases = seed_phases(scenario)
-    seed_of = {pool.submit(run_shared, scenario, seed, run_dir): seed for seed in scenario.seeds}
-    phase_of = dict.fromkeys(seed_of.values(), -1)  # the phase each seed is in (-1: shared)
-    left = dict.fromkeys(seed_of.values(), 1)  # its tasks of that phase still running
-    pending = set(seed_of)
-    while pending:
-        done, pending = pool.wait_one(pending)
-        for handle in done:
+    phase_of = dict.fromkeys(seeds, -1)  # the phase each seed is in (-1: shared)
+    left = dict.fromkeys(seeds, 1)  # its jobs of that phase still running
+    failed: set[int] = set()
+    failures: list[str] = []
+    for seed in seeds:
+        pool.submit(Job(seed))
+    while pool.busy:
+        for job, error in pool.wait_one():
             progress.update()
-            seed = seed_of.pop(handle)
+            if error is None:
+                clear_failure(run_dir, job.seed, job.key)
+            else:
+                record_failure(run_dir, job.seed, job.key, job.label, job.cell, error)
+                failures.append(failure_message(scenario, job, error))
+                failed.add(job.seed)
+                progress.write(f"marlmod: failed: {failures[-1]}")
+            seed = job.seed
             left[seed] -= 1
-            while left[seed] == 0 and phase_of[seed] + 1 < len(phases):  # next phase
+            while left[seed] == 0 and seed not in failed and phase_of[seed] + 1 < len(phases):
                 phase_of[seed] += 1
-                tasks = phases[phase_of[seed]]
-                for task in tasks:
-                    submitted = pool.submit(run_task, scenario, seed, run_dir, task)
-                    seed_of[submitted] = seed
-                    pending.add(submitted)
-                left[seed] = len(tasks)
+                for task in phases[phase_of[seed]]:
+                    pool.submit(Job(seed, task))
+                left[seed] = len(phases[phase_of[seed]])
+    return failures
+
+
+def finish(scenario: Scenario, run_dir: Path, failures: list[str]) -> str:
+    """Write the report; then, if any job failed, stop with one line saying what and where."""
+    if failures and not any(run_dir.glob("seed_*/*/cell.json")):
+        reported = "no cell finished, so no report was written"
+    else:
+        summary = write_report(run_dir, scenario.name)
+        reported = f"the report ({run_dir / 'summary.md'}) marks them"
+    if not failures:
+        return summary
+    raise MarlmodError(
+        f"{len(failures)} task(s) failed, the rest finished; {reported}; details under "
+        f"{run_dir / FAILED_DIR}; rerun to retry them. First: {failures[0]}"
+    )
 
 
 def _run_on_ray(
-    scenario: Scenario, run_dir: Path, n_workers: int, address: str | None, progress: tqdm
-) -> None:
+    scenario: Scenario,
+    run_dir: Path,
+    n_workers: int,
+    address: str | None,
+    ship_files: bool | None,
+) -> list[str]:
     try:
         import ray
     except ImportError as err:
@@ -156,19 +176,24 @@ def _run_on_ray(
             log_to_driver=False,
             configure_logging=False,
         )
+    ship = address is not None if ship_files is None else ship_files
     try:
-        run_fanned_out(scenario, run_dir, RayPool(ray), progress)
+        return run_jobs(scenario, run_dir, RayPool(ray, scenario, run_dir, ship))
     finally:
         if started_here:
             ray.shutdown()
 
 
-def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
-    """Create the run directory (failing early if unwritable) and pin it to this config."""
+def create_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise MarlmodError(f"cannot create results directory {run_dir}: {err}") from err
+
+
+def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
+    """Create the run directory (failing early if unwritable) and pin it to this config."""
+    create_run_dir(run_dir)
     try:
         probe = run_dir / ".write_probe"
         probe.write_bytes(b"ok")

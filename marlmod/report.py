@@ -15,11 +15,14 @@ Columns of ``cells.csv`` (one row per seed × strategy; ``strategy`` is the cell
 - ``trait_cut``: ``trait_rate_before - trait_rate_pruned`` (what pruning alone removed).
 - ``kept_vs_unpruned``: retrained task return ÷ that of plain fine-tuning (strategy ``none``).
 - ``kept_vs_scratch``: retrained task return ÷ that of a fresh net trained cooperatively on the
-  same retraining budget.
+  same retraining budget (empty while that model's task has failed).
 - ``relapse_auc``: mean trait rate over the retraining run (area under the relapse curve).
 - ``relapse_fraction``: ``trait_rate_retrained / trait_rate_before``.
 - ``steps_to_half``: retraining steps until the trait rate is back at half its pre-pruning rate.
 - ``control_trait_rate``, ``control_task_return``: the same-seed model never paid for the trait.
+- ``failed``: empty for a finished cell; for a cell whose task failed (``marlmod.failures``: e.g.
+  its training diverged), the error, and every metric empty. Failed cells are in no statistic;
+  ``summary.md`` counts them per strategy and lists every failed task.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pandas as pd
 from marlmod.atomic import read_json, write_text
 from marlmod.cells import ACTION_HEAD_MARK, MODEL_STAGES, NO_PRUNE, Cell
 from marlmod.errors import MarlmodError
+from marlmod.failures import count_failed_seeds, failures_table, load_failures, with_failures
 from marlmod.migrate import check_layout
 from marlmod.removal_report import load_relearn, removal_tables
 from marlmod.stats import (
@@ -65,7 +69,8 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         seed_dir = cell_path.parent.parent
         cell = read_json(cell_path)
         control = read_json(seed_dir / MODEL_STAGES["control"] / "metrics.json")
-        scratch = read_json(seed_dir / "scratch" / "curve.json")
+        scratch_path = seed_dir / "scratch" / "curve.json"  # absent if its task failed
+        scratch = read_json(scratch_path) if scratch_path.is_file() else [{"task_return": np.nan}]
         curve = pd.DataFrame(cell.pop("curve"))
         role_returns = curve.pop("role_returns") if "role_returns" in curve else None
         if role_returns is not None:
@@ -359,15 +364,17 @@ def report_tables(
     cells: pd.DataFrame,
     clusters: pd.DataFrame | None = None,
     relocations: pd.DataFrame | None = None,
+    failures: list[dict] | None = None,
 ) -> dict[str, tuple[str, pd.DataFrame]]:
     """The tables of a report, each with a sentence saying how to read it."""
+    failures = failures or []
     tables = {
         "Strategies": (
             "Mean [95% percentile-bootstrap CI] over seeds (Student-t intervals, wider at few "
             "seeds, and IQMs are in `summary.csv`). Weights pruned counts every parameter entry "
             "held at zero (weights and biases): `<strategy>~weights` cells zero as many "
             "individual weights as the unit prune." + _head_note(cells),
-            summarise(cells),
+            count_failed_seeds(summarise(cells), cells, failures),
         ),
         "Reference models": ("Mean [95% percentile-bootstrap CI] over seeds.", references(cells)),
     }
@@ -394,6 +401,13 @@ def report_tables(
             "more modular) vs 20 copies with weights shuffled within layers; percentile < 50 and "
             "z < 0 mean more clusterable than chance. Mean [95% bootstrap CI] over seeds.",
             clusterability_table(clusters),
+        )
+    if failures:
+        tables["Failed tasks"] = (
+            "These tasks stopped with an error and are in no table above (a failed cell is "
+            "counted under `failed seeds`); a seed's later tasks wait until they succeed. "
+            "Rerunning the scenario retries them.",
+            failures_table(failures),
         )
     return tables
 
@@ -437,10 +451,11 @@ def write_report(run_dir: Path, name: str) -> str:
     cells, curves = load_cells(run_dir)
     attacks, attack_curves = load_relearn(run_dir)
     clusters, sweeps = load_clusterability(run_dir), load_sweeps(run_dir)
-    write_text(run_dir / "cells.csv", cells.to_csv(index=False))
+    failures = load_failures(run_dir)
+    write_text(run_dir / "cells.csv", with_failures(cells, failures).to_csv(index=False))
     write_text(run_dir / "curves.csv", curves.to_csv(index=False))
     write_text(run_dir / "summary.csv", tidy_summary(cells).to_csv(index=False))
-    tables = report_tables(cells, clusters, load_relocations(run_dir, cells))
+    tables = report_tables(cells, clusters, load_relocations(run_dir, cells), failures)
     tables.update(removal_tables(run_dir, cells, curves, attacks))
     if not attacks.empty:
         write_text(run_dir / "relearn.csv", attacks.to_csv(index=False))

@@ -26,6 +26,7 @@ from torch import nn
 
 from marlmod.atomic import write_with
 from marlmod.config import Backend, Scenario
+from marlmod.divergence import guarded_learn
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import LeanPPO
@@ -114,16 +115,20 @@ def learn(
 ) -> PPO:
     """Train for ``steps`` agent-steps; ``continue_run`` keeps the step counter and env state.
 
-    ``log_name`` names the TensorBoard run when ``model.tensorboard_log`` is set.
+    ``log_name`` names the TensorBoard run when ``model.tensorboard_log`` is set, and the stage
+    in the error when training diverges (``marlmod.divergence``: every training goes through here).
     """
     model.set_logger(training_logger(model, log_name, continue_run))
-    return model.learn(
+    guarded_learn(
+        model,
+        log_name,
+        callback,
         total_timesteps=steps,
-        callback=callback,
         tb_log_name=log_name,
         reset_num_timesteps=not continue_run,
         progress_bar=False,
     )
+    return model
 
 
 def training_logger(model: PPO, log_name: str, continue_run: bool) -> Logger:

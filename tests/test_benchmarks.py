@@ -103,3 +103,8 @@ def test_concurrent_processes_are_reported_as_one_route() -> None:
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert rows["lean*2"][5] == "2"  # threads: one per process
     assert rows["lean*2"][-1] == rows["lean"][-1]  # the same training, twice
+
+
+def test_divergence_guard_benchmark_reports_overhead_and_identical_weights() -> None:
+    out = run_script("benchmarks/divergence_guard.py", "--steps", "2048", "--rounds", "1")
+    assert "overhead (median of 1):" in out and "identical weights: True" in out

@@ -1,0 +1,81 @@
+"""Ctrl-C: ``marlmod run`` stops its workers at once (not after their jobs), prints how to resume,
+exits 130 and leaves no temporary, no lock and no half-written file; the rerun finishes with the
+results of an uninterrupted run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from processes import alive, children
+
+from marlmod.compare import compare_runs
+from marlmod.config import parse_scenario
+from marlmod.experiment import run_scenario
+from marlmod.lock import HOLDER_FILE
+
+
+def long_pretraining(tmp_path: Path, tiny_dict: dict) -> Path:
+    tiny_dict.update(seeds=[0, 1], pretrain_steps=2048, workers=2)  # ~4 s per model here
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_dict))
+    return config
+
+
+def interrupt_mid_pretraining(config: Path, out: Path) -> tuple[subprocess.CompletedProcess, set]:
+    """Start ``marlmod run``, SIGINT it once both workers are training, wait for it to exit."""
+    command = [sys.executable, "-m", "marlmod.cli", "run", str(config), "--out", str(out)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) == 2, "the worker pool never started"
+    time.sleep(1.0)  # both are now pretraining (a shared stage takes several seconds)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, proc.returncode, "", stderr), workers
+
+
+def test_ctrl_c_stops_workers_at_once_and_says_how_to_resume(
+    tmp_path: Path, tiny_dict: dict
+) -> None:
+    config = long_pretraining(tmp_path, tiny_dict)
+    out = tmp_path / "out"
+    stopped, workers = interrupt_mid_pretraining(config, out)
+    assert stopped.returncode == 130
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        "marlmod: interrupted; finished stages are kept; resume with: "
+        f"marlmod run {config} --out {out}"
+    )
+    assert not any(alive(pid) for pid in workers), "a worker outlived the run"
+    run_dir = out / "tiny"
+    # the workers were stopped mid-pretraining, not allowed to finish their jobs
+    assert not list(run_dir.glob("seed_*/pretrain/metrics.json"))
+    assert not [p for p in run_dir.rglob(".*") if ".tmp" in p.name]
+    assert not (run_dir / HOLDER_FILE).exists()
+
+
+@pytest.mark.slow  # three runs with longer pretraining: ~40 s
+def test_rerun_after_ctrl_c_equals_an_uninterrupted_run(tmp_path: Path, tiny_dict: dict) -> None:
+    config = long_pretraining(tmp_path, tiny_dict)
+    stopped, _ = interrupt_mid_pretraining(config, tmp_path / "out")
+    assert stopped.returncode == 130
+    scenario = parse_scenario(yaml.safe_load(config.read_text()))
+    run_scenario(scenario, tmp_path / "out")
+    run_scenario(scenario, tmp_path / "uninterrupted")
+    comparison = compare_runs(tmp_path / "out" / "tiny", tmp_path / "uninterrupted" / "tiny")
+    assert comparison.identical and not comparison.only_a and not comparison.only_b
+
+
+def test_a_run_clears_temporaries_a_killed_run_left(tmp_path: Path, tiny_dict: dict) -> None:
+    stage = tmp_path / "tiny" / "seed_0" / "pretrain"
+    stage.mkdir(parents=True)
+    orphan = stage / ".model.zip.k3x9_q2a.tmp.zip"
+    orphan.write_bytes(b"half a checkpoint")
+    run_scenario(parse_scenario(tiny_dict), tmp_path, workers=1)
+    assert not orphan.exists()
