@@ -49,7 +49,7 @@ def run(
     from marlmod.experiment import run_scenario
 
     scenario = load_scenario(config, assignments or ())
-    typer.echo(run_scenario(scenario, out, workers or None, backend, ray_address))
+    echo_summary(run_scenario(scenario, out, workers or None, backend, ray_address))
 
 
 @app.command()
@@ -61,7 +61,17 @@ def report(
 
     if not run_dir.is_dir():
         raise MarlmodError(f"run directory not found: {run_dir}")
-    typer.echo(write_report(run_dir, run_dir.name))
+    echo_summary(write_report(run_dir, run_dir.name))
+
+
+def echo_summary(markdown: str) -> None:
+    """Print a run's summary, then its warnings again on stderr, where they are not lost above
+    the tables (``marlmod.report_checks``)."""
+    from marlmod.report_checks import warnings_in
+
+    typer.echo(markdown)
+    for warning in warnings_in(markdown):
+        typer.echo(f"marlmod: {warning}", err=True)
 
 
 @app.command()

@@ -24,8 +24,9 @@ from marlmod.environments import check_variants, resolve_env
 from marlmod.errors import MarlmodError
 from marlmod.migrate import check_layout
 from marlmod.pipeline import run_seed, run_shared, run_task
+from marlmod.progress import TaskCosts, episode_size, progress_bar
 from marlmod.report import write_report
-from marlmod.tasks import seed_phases, seed_tasks
+from marlmod.tasks import seed_phases
 
 MIN_FREE_BYTES = 256 * 2**20  # a 5-seed scenario writes ~60 MiB; refuse before, not midway
 PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
@@ -58,15 +59,14 @@ def run_scenario(
     run_dir = out_root.resolve() / scenario.name
     prepare_run_dir(scenario, run_dir)
     n_workers = workers or scenario.workers
-    per_seed = 1 + len(seed_tasks(scenario))  # the shared stages, then the fanned-out tasks
-    total = len(scenario.seeds) * per_seed
-    with tqdm(total=total, desc=f"{scenario.name}: tasks", unit="task") as progress:
+    costs = TaskCosts(scenario, episode_size(scenario))  # the bar counts agent-steps
+    with progress_bar(scenario, costs) as progress:
         if backend == "ray":
             _run_on_ray(scenario, run_dir, n_workers, ray_address, progress)
         elif n_workers == 1:
             for seed in scenario.seeds:
                 run_seed(scenario, seed, run_dir)
-                progress.update(per_seed)
+                progress.update(costs.per_seed())
         else:
             with ProcessPoolExecutor(n_workers) as pool:
                 try:
@@ -120,14 +120,16 @@ def run_fanned_out(
     instead of idling while the last seed runs alone, and a cluster can run as many tasks as
     there are cells."""
     phases = seed_phases(scenario)
+    costs = TaskCosts(scenario, episode_size(scenario))
     seed_of = {pool.submit(run_shared, scenario, seed, run_dir): seed for seed in scenario.seeds}
+    task_of: dict = {}  # the task behind each handle (absent: the seed's shared stages)
     phase_of = dict.fromkeys(seed_of.values(), -1)  # the phase each seed is in (-1: shared)
     left = dict.fromkeys(seed_of.values(), 1)  # its tasks of that phase still running
     pending = set(seed_of)
     while pending:
         done, pending = pool.wait_one(pending)
         for handle in done:
-            progress.update()
+            progress.update(costs.of(task_of.pop(handle, None)))
             seed = seed_of.pop(handle)
             left[seed] -= 1
             while left[seed] == 0 and phase_of[seed] + 1 < len(phases):  # next phase
@@ -136,6 +138,7 @@ def run_fanned_out(
                 for task in tasks:
                     submitted = pool.submit(run_task, scenario, seed, run_dir, task)
                     seed_of[submitted] = seed
+                    task_of[submitted] = task
                     pending.add(submitted)
                 left[seed] = len(tasks)
 
