@@ -81,13 +81,13 @@ def episodes(
     strategy: str = typer.Option(
         "contrast", help="Which cell: a strategy, or <strategy>~<variant> (e.g. contrast~weights)"
     ),
-    out: Path = typer.Option(None, help="Where to write GIFs (default RUN_DIR/episodes)"),
+    out: Path = typer.Option(None, help="Where to write the GIF (default RUN_DIR/episodes)"),
 ) -> None:
-    """GIFs of one episode before pruning, right after, and after cooperative retraining."""
-    from marlmod.episodes import write_episode_gifs
+    """One GIF of the same episode before pruning, right after, and after cooperative
+    retraining, side by side, captioned."""
+    from marlmod.episodes import write_episode_gif
 
-    for path in write_episode_gifs(run_dir, seed, strategy, out or run_dir / "episodes"):
-        typer.echo(path)
+    typer.echo(write_episode_gif(run_dir, seed, strategy, out or run_dir / "episodes"))
 
 
 @app.command()
