@@ -38,7 +38,11 @@ def set_option() -> typer.models.OptionInfo:
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
-    out: Path = typer.Option(Path("results"), help="Results root; the run goes in OUT/<name>"),
+    out: Path = typer.Option(
+        Path("runs"),
+        help="Results root; the run goes in OUT/<name> (runs/ is git-ignored; the committed "
+        "results were made with --out results)",
+    ),
     workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')"),
     backend: str = typer.Option("local", help="local (worker processes) or ray (Ray tasks)"),
     ray_address: str = typer.Option(None, help="Ray cluster address; default: start Ray here"),
@@ -161,6 +165,19 @@ def compare(
     missing = comparison.only_a or comparison.only_b
     if not comparison.identical or (missing and not allow_missing):
         raise typer.Exit(1)
+
+
+@app.command()
+def index(
+    results: Path = typer.Argument(Path("results"), help="The committed results folder"),
+) -> None:
+    """Regenerate RESULTS/README.md: every run directory with its config, commit, date and
+    seeds (read from each run.json; the date from git)."""
+    from marlmod.results_index import write_index
+
+    if not results.is_dir():
+        raise MarlmodError(f"results folder not found: {results}")
+    typer.echo(write_index(results, Path.cwd()))
 
 
 @app.command()
