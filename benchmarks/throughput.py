@@ -46,7 +46,7 @@ one), built as ``marlmod.train`` builds them:
     ``compiled`` with 64 env copies × n_steps 32 instead of 16 × 128: the same 4,096-sample
     rollouts, minibatches and epochs, but a quarter as many env steps and policy calls per
     rollout, each on four times the rows. Any route takes ``@COPIESxN_STEPS``. Its learning
-    quality against the plain route's 16 × 128 was measured (README, "Benchmarks").
+    quality against the plain route's 16 × 128 was measured (docs/benchmarks.md).
 ``compiled@64x32*2``
     two processes of ``compiled@64x32`` at once, as ``marlmod run`` with ``workers: 2`` trains
     two cells at once on a 2-core machine; rates are summed over the processes (per CPU-second:

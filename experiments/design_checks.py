@@ -1,4 +1,5 @@
-"""Design checks behind the Gathering/ReLU/signed-contrast choices (README, "What we tried").
+"""Design checks behind the Gathering/ReLU/signed-contrast choices (docs/studies/aggression.md,
+"What we tried before this design").
 
 Trains one pretrained model per activation (tanh, relu) on the default Gathering env, then prunes
 16 of 64 units of each hidden layer chosen by signed d ("signed"), |d| ("abs"), most negative d

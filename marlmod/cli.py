@@ -39,7 +39,11 @@ def set_option() -> typer.models.OptionInfo:
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="Scenario YAML, e.g. configs/aggression.yaml"),
-    out: Path = typer.Option(Path("results"), help="Results root; the run goes in OUT/<name>"),
+    out: Path = typer.Option(
+        Path("runs"),
+        help="Results root; the run goes in OUT/<name> (runs/ is git-ignored; the committed "
+        "results were made with --out results)",
+    ),
     workers: int = typer.Option(0, help="Worker processes (0 = the config's 'workers')"),
     backend: str = typer.Option("local", help="local (worker processes) or ray (Ray tasks)"),
     ray_address: str = typer.Option(None, help="Ray cluster address; default: start Ray here"),
@@ -56,7 +60,7 @@ def run(
     from marlmod.experiment import run_scenario
 
     scenario = load_scenario(config, assignments or ())
-    typer.echo(run_scenario(scenario, out, workers or None, backend, ray_address, ray_ship_files))
+    echo_summary(run_scenario(scenario, out, workers or None, backend, ray_address, ray_ship_files))
 
 
 @app.command()
@@ -71,7 +75,17 @@ def report(
     if not run_dir.is_dir():
         raise MarlmodError(f"run directory not found: {run_dir}")
     with run_lock(run_dir, "marlmod report"):
-        typer.echo(write_report(run_dir, run_dir.name))
+        echo_summary(write_report(run_dir, run_dir.name))
+
+
+def echo_summary(markdown: str) -> None:
+    """Print a run's summary, then its warnings again on stderr, where they are not lost above
+    the tables (``marlmod.report_checks``)."""
+    from marlmod.report_checks import warnings_in
+
+    typer.echo(markdown)
+    for warning in warnings_in(markdown):
+        typer.echo(f"marlmod: {warning}", err=True)
 
 
 @app.command()
@@ -81,13 +95,13 @@ def episodes(
     strategy: str = typer.Option(
         "contrast", help="Which cell: a strategy, or <strategy>~<variant> (e.g. contrast~weights)"
     ),
-    out: Path = typer.Option(None, help="Where to write GIFs (default RUN_DIR/episodes)"),
+    out: Path = typer.Option(None, help="Where to write the GIF (default RUN_DIR/episodes)"),
 ) -> None:
-    """GIFs of one episode before pruning, right after, and after cooperative retraining."""
-    from marlmod.episodes import write_episode_gifs
+    """One GIF of the same episode before pruning, right after, and after cooperative
+    retraining, side by side, captioned."""
+    from marlmod.episodes import write_episode_gif
 
-    for path in write_episode_gifs(run_dir, seed, strategy, out or run_dir / "episodes"):
-        typer.echo(path)
+    typer.echo(write_episode_gif(run_dir, seed, strategy, out or run_dir / "episodes"))
 
 
 @app.command()
@@ -165,6 +179,19 @@ def compare(
     missing = comparison.only_a or comparison.only_b
     if not comparison.identical or (missing and not allow_missing):
         raise typer.Exit(1)
+
+
+@app.command()
+def index(
+    results: Path = typer.Argument(Path("results"), help="The committed results folder"),
+) -> None:
+    """Regenerate RESULTS/README.md: every run directory with its config, commit, date and
+    seeds (read from each run.json; the date from git)."""
+    from marlmod.results_index import write_index
+
+    if not results.is_dir():
+        raise MarlmodError(f"results folder not found: {results}")
+    typer.echo(write_index(results, Path.cwd()))
 
 
 @app.command()

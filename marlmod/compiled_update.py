@@ -13,7 +13,7 @@ minibatch than loss, ``backward`` and ``Adam.step`` done separately;
 The price: the arithmetic is reordered, so weights are no longer bitwise SB3's (they differ from
 the first update in the last float bits, and trajectories diverge from there). Whether learning
 is unchanged is measured, not assumed: ``benchmarks/learning_quality.py`` with a ``+compiled``
-setting (README, "Benchmarks"). It needs a C++ compiler at run time (``torch.compile``'s CPU
+setting (docs/benchmarks.md). It needs a C++ compiler at run time (``torch.compile``'s CPU
 backend).
 
 Adam's moments live in the optimiser's own ``state`` (same keys and layout as

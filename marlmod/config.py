@@ -68,6 +68,8 @@ class _Frozen(BaseModel):
 
 
 class EnvConfig(_Frozen):
+    """The game: which environment, its kwargs, the bonus that pays for the trait, the trait."""
+
     id: str = Field(
         description="PettingZoo registry id (e.g. marlmod/gathering-v0) or "
         "'package.module:factory' (imports and runs that code)"
@@ -88,6 +90,8 @@ class EnvConfig(_Frozen):
 
 
 class NetworkConfig(_Frozen):
+    """The policy and value MLPs (separate nets of the same widths)."""
+
     hidden: tuple[int, ...] = Field((64, 64), min_length=1, description="Hidden widths")
     activation: Literal["tanh", "relu"] = Field(
         "relu", description="relu: zero means 'not firing', so pruning a unit silences it"
@@ -141,14 +145,14 @@ class PPOConfig(_Frozen):
         "(marlmod/worker_vec_env.py). The same trajectories, for games whose step is slow "
         "single-threaded code (Lab2D); 1 steps them all in the training process",
     )
-    n_steps: int = Field(128, ge=8)
-    batch_size: int = Field(256, ge=8)
-    n_epochs: int = Field(4, ge=1)
-    learning_rate: float = Field(3e-4, gt=0)
-    ent_coef: float = Field(0.01, ge=0)
-    gamma: float = Field(0.99, gt=0, le=1)
-    gae_lambda: float = Field(0.95, gt=0, le=1)
-    clip_range: float = Field(0.2, gt=0)
+    n_steps: int = Field(128, ge=8, description="Steps per env copy per rollout (SB3's n_steps)")
+    batch_size: int = Field(256, ge=8, description="Minibatch size of each PPO update")
+    n_epochs: int = Field(4, ge=1, description="Passes over each rollout")
+    learning_rate: float = Field(3e-4, gt=0, description="Adam's learning rate")
+    ent_coef: float = Field(0.01, ge=0, description="Entropy bonus coefficient")
+    gamma: float = Field(0.99, gt=0, le=1, description="Discount factor")
+    gae_lambda: float = Field(0.95, gt=0, le=1, description="GAE's λ")
+    clip_range: float = Field(0.2, gt=0, description="PPO's clipping of the probability ratio")
     backend: Backend = Field(
         DEFAULT_BACKEND,
         description="Training backend: sb3 (stable_baselines3's PPO loops, the reference), lean "
@@ -193,6 +197,8 @@ def _warn_no_compiler() -> None:
 
 
 class EvalConfig(_Frozen):
+    """How every model is measured: the same episodes for every model of a seed, cooperative."""
+
     episodes: int = Field(16, ge=1, description="Episodes per evaluation (one per env copy)")
     deterministic: bool = Field(False, description="Greedy actions instead of sampling")
     held_out: dict[str, dict[str, Any]] = Field(
@@ -212,13 +218,19 @@ class EvalConfig(_Frozen):
 
 
 class PruneConfig(_Frozen):
+    """What is pruned: the layer, how much of it, by which strategies, in which variants."""
+
     layer: str = Field(
         "mlp_extractor.policy_net.3",
         description="Hidden activation module path in the policy net (never a head: see "
         "action_head)",
     )
     fraction: float = Field(0.25, gt=0, le=1, description="Fraction of the layer's units pruned")
-    strategies: tuple[str, ...] = Field(("contrast", "random"), min_length=1)
+    strategies: tuple[str, ...] = Field(
+        ("contrast", "random"),
+        min_length=1,
+        description="Locating strategies compared, one cell each (marlmod/strategies/registry.py)",
+    )
     released: tuple[str, ...] = Field(
         (), description="Strategies also retrained with masks released (can the module regrow?)"
     )
@@ -279,6 +291,8 @@ class PruneConfig(_Frozen):
 
 
 class RetrainConfig(_Frozen):
+    """Cooperative retraining (bonus 0) of every cell, measured along the way: the relapse curve."""
+
     steps: int = Field(ge=1, description="Cooperative retraining agent-steps")
     eval_points: int = Field(4, ge=1, description="Evaluations along retraining (relapse curve)")
     spacing: Literal["linear", "geometric"] = Field(
@@ -301,8 +315,8 @@ class DistillConfig(_Frozen):
         50_000, ge=1, description="Agent-steps of the pruned teacher's cooperative rollouts"
     )
     epochs: int = Field(10, ge=1, description="Passes over those states")
-    batch_size: int = Field(256, ge=8)
-    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(256, ge=8, description="Minibatch size of the distillation")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam's learning rate for distillation")
 
 
 class RelearnConfig(_Frozen):
@@ -385,9 +399,15 @@ class PretrainConfig(_Frozen):
 
 
 class Scenario(_Frozen):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """A scenario: the game and everything marlmod does with it (one YAML file in configs/)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description="The run directory's name: OUT/<name>"
+    )
     env: EnvConfig
-    seeds: tuple[int, ...] = Field(min_length=1)
+    seeds: tuple[int, ...] = Field(
+        min_length=1, description="Independent replications; statistics are over seeds"
+    )
     network: NetworkConfig = NetworkConfig()
     ppo: PPOConfig = Field(default_factory=PPOConfig)  # built per scenario: default_backend()
     pretrain_steps: int = Field(ge=1, description="Agent-steps for pretraining and the control")

@@ -74,7 +74,7 @@ def read_protocol(env: ParallelEnv, source: str) -> EnvProtocol:
     if meta is None or "bonus_kwarg" not in meta or "behaviours" not in meta:
         raise MarlmodError(
             f"environment {source!r} does not declare metadata['marlmod'] with "
-            "'bonus_kwarg' and 'behaviours'; see README 'Adding an environment'"
+            "'bonus_kwarg' and 'behaviours'; see docs/adding_an_environment.md"
         )
     return EnvProtocol(
         str(meta["bonus_kwarg"]),

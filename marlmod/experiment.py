@@ -31,8 +31,9 @@ from marlmod.jobs import Job, failure_message
 from marlmod.lock import run_lock
 from marlmod.migrate import check_layout
 from marlmod.pools import LocalPool, RayPool, SerialPool
+from marlmod.progress import TaskCosts, episode_size, progress_bar
 from marlmod.report import write_report
-from marlmod.tasks import seed_phases, seed_tasks
+from marlmod.tasks import seed_phases
 
 MIN_FREE_BYTES = 256 * 2**20  # a 5-seed scenario writes ~60 MiB; refuse before, not midway
 PACKAGES = ("marlmod", "torch", "stable-baselines3", "pettingzoo", "gymnasium", "numpy")
@@ -87,13 +88,13 @@ def run_jobs(
     closing ``pool`` after (at once on Ctrl-C, then clearing what stopped workers wrote)."""
     seeds = list(scenario.seeds)
     groups = [[seed] for seed in seeds] if seed_by_seed else [seeds]
-    total = len(seeds) * (1 + len(seed_tasks(scenario)))
-    with tqdm(total=total, desc=f"{scenario.name}: tasks", unit="task") as progress:
+    costs = TaskCosts(scenario, episode_size(scenario))  # the bar counts agent-steps
+    with progress_bar(scenario, costs) as progress:
         try:
             failures = [
                 failure
                 for group in groups
-                for failure in run_fanned_out(scenario, run_dir, pool, progress, group)
+                for failure in run_fanned_out(scenario, run_dir, pool, progress, costs, group)
             ]
         except KeyboardInterrupt:
             pool.close(interrupted=True)
@@ -107,7 +108,12 @@ def run_jobs(
 
 
 def run_fanned_out(
-    scenario: Scenario, run_dir: Path, pool: Pool, progress: tqdm, seeds: list[int]
+    scenario: Scenario,
+    run_dir: Path,
+    pool: Pool,
+    progress: tqdm,
+    costs: TaskCosts,
+    seeds: list[int],
 ) -> list[str]:
     """Every seed's shared stages first, then each phase of its tasks (``marlmod.tasks``) as
     separate jobs as soon as the phase before is done: the workers stay busy to the end
@@ -123,7 +129,7 @@ def run_fanned_out(
         pool.submit(Job(seed))
     while pool.busy:
         for job, error in pool.wait_one():
-            progress.update()
+            progress.update(costs.of(job.task))
             if error is None:
                 clear_failure(run_dir, job.seed, job.key)
             else:

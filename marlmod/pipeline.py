@@ -21,6 +21,7 @@ Layout of one seed's directory::
     <strategy>/sweep.json              trait and capability right after pruning, per fraction
     <strategy>/relocation.json         the trait re-located on the retrained model and pruned again
     clusterability.json                n-cut of pretrained and control nets vs shuffled copies
+    random_policy/metrics.json         uniformly random actions, same episodes (capability floor)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from marlmod.prune import (
     unit_masks,
     zeroed,
 )
+from marlmod.random_policy import UniformPolicy
 from marlmod.record import activations_on
 from marlmod.retrain import train_early_stopped, train_with_curve
 from marlmod.rollout import Rollout, rollout
@@ -188,6 +190,22 @@ class SeedRun:
         width = self.scenario.network.hidden[self.scenario.network.policy_layers.index(layer)]
         cfg = self.scenario.pretrain
         return designated_units(width, cfg.routed_fraction, self.seed if cfg.placebo else None)
+
+    def random_policy(self) -> Metrics:
+        """A uniformly random policy on the seed's evaluation episodes: the floor capability is
+        measured from (``marlmod.random_policy``)."""
+
+        def evaluate() -> dict:
+            probe = self.cooperative()
+            space = probe.action_space(probe.possible_agents[0])
+            probe.close()
+            ev, seed = self.scenario.evaluation, EVAL_SEED_OFFSET + self.seed
+            policy = UniformPolicy(space, seed)
+            trait_role = self.scenario.env.trait_role
+            metrics = measure(policy, self.cooperative, ev.episodes, seed, self.trait, trait_role)
+            return metrics.to_json()
+
+        return Metrics.from_json(cached_json(self.dir / "random_policy" / "metrics.json", evaluate))
 
     def scratch_curve(self) -> Curve:
         """A fresh network trained cooperatively on the retraining budget: the capability bar
@@ -408,6 +426,7 @@ class SeedRun:
         limit_threads()
         self.pretrained("pretrain")
         self.pretrained("control")
+        self.random_policy()
         model = self.pretrained_model()
         self.evidence(model)
         for cell in self.scenario.cells:

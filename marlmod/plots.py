@@ -8,102 +8,154 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from marlmod.atomic import write_with  # noqa: E402
+from marlmod.cells import NO_PRUNE  # noqa: E402
 from marlmod.stats import mean_ci  # noqa: E402
 
-# Up to 20 strategies stay distinguishable (the default cycle repeats after 10).
-matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=plt.get_cmap("tab20").colors)
+# Drawn in grey in every panel of a faceted plot, where the run has them: what every strategy
+# must beat. Values: (legend text, line style).
+REFERENCES = {NO_PRUNE: ("none: fine-tuning only", "--"), "random": ("random units", ":")}
+STRATEGY_COLOUR = "tab:red"
+METRICS = (
+    ("trait_rate", "trait per agent-step"),
+    ("task_return", "task return"),
+)
 
 
 def plot_relapse(curves: pd.DataFrame, target: Path) -> None:
-    """Trait rate and task return over cooperative retraining, mean and 95% CI band per strategy."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for strategy, group in curves.groupby("strategy"):
-        for ax, column in zip(axes, ("trait_rate", "task_return"), strict=False):
-            stats = group.groupby("steps")[column].apply(lambda v: mean_ci(v.values))
-            steps = stats.index.values
-            means = [e.mean for e in stats]
-            ax.plot(steps, means, marker="o", label=strategy)
-            lows = [e.low if e.n > 1 else e.mean for e in stats]
-            highs = [e.high if e.n > 1 else e.mean for e in stats]
-            ax.fill_between(steps, lows, highs, alpha=0.2)
-    axes[0].set(
-        title="Relapse: trait rate during cooperative retraining",
-        xlabel="retraining agent-steps",
-        ylabel="trait occurrences per agent-step",
+    """Trait rate and task return over cooperative retraining: one panel per strategy (mean and
+    95% CI band over seeds), fine-tuning alone and random pruning in grey in each."""
+    _facets(
+        curves,
+        "steps",
+        "Relapse during cooperative retraining: trait rate (top) and capability (bottom)",
+        "retraining agent-steps",
+        target,
     )
-    axes[1].set(
-        title="Capability during cooperative retraining",
-        xlabel="retraining agent-steps",
-        ylabel="task return per agent per episode",
-    )
-    axes[0].legend()
-    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-
-
-def plot_pareto(cells: pd.DataFrame, target: Path) -> None:
-    """Trait removed vs capability kept after retraining, per strategy (mean ± 95% CI)."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
-    for strategy, group in cells.groupby("strategy"):
-        removed = mean_ci(1 - group.relapse_fraction)
-        kept = mean_ci(group.kept_vs_scratch)
-        ax.errorbar(
-            removed.mean,
-            kept.mean,
-            label=strategy,
-            marker="o",
-            capsize=3,
-            xerr=_half_widths(removed),
-            yerr=_half_widths(kept),
-        )
-    ax.set(
-        xlabel="trait removed after retraining (1 − retrained / pretrained rate)",
-        ylabel="capability kept (task return ÷ from-scratch model's)",
-        title="Trait removed vs capability kept",
-    )
-    ax.legend()
-    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-
-
-def _half_widths(estimate) -> list[list[float]] | None:
-    if estimate.n < 2:
-        return None
-    return [[estimate.mean - estimate.low], [estimate.high - estimate.mean]]
 
 
 def plot_sweep(sweeps: pd.DataFrame, target: Path) -> None:
-    """Trait rate and task return right after pruning, against the fraction pruned."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for strategy, group in sweeps.groupby("strategy"):
-        for ax, column in zip(axes, ("trait_rate", "task_return"), strict=True):
-            stats = group.groupby("fraction")[column].apply(lambda v: mean_ci(v.values))
-            means = [e.mean for e in stats]
-            ax.errorbar(
-                stats.index.values, means, marker="o", capsize=2, label=strategy, yerr=_band(stats)
+    """Trait rate and task return right after pruning, against the fraction pruned: one panel
+    per strategy, random pruning in grey in each."""
+    _facets(
+        sweeps,
+        "fraction",
+        "Right after pruning, by fraction of the layer pruned: trait rate (top) and capability "
+        "(bottom)",
+        "fraction of the layer's units pruned",
+        target,
+    )
+
+
+def _facets(frame: pd.DataFrame, x: str, title: str, xlabel: str, target: Path) -> None:
+    """Small multiples that stay legible at any number of strategies: per strategy a trait
+    panel over a capability panel, axes shared across panels, the references in grey in each,
+    the legend above the panels."""
+    strategies = sorted(frame.strategy.unique())
+    references = [r for r in REFERENCES if r in strategies]
+    panels = [s for s in strategies if s not in REFERENCES] or references
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    width = max(3.3 * cols, 8.0)  # room for the title and the legend above one panel
+    fig = plt.figure(figsize=(width, 3.0 * rows + 1.0), layout="constrained")
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[1.5, 1.0] * rows)
+    shared: dict[str, plt.Axes] = {}
+    for i, strategy in enumerate(panels):
+        row, col = divmod(i, cols)
+        axes = []
+        for offset, (column, ylabel) in enumerate(METRICS):
+            ax = fig.add_subplot(
+                grid[2 * row + offset, col], sharex=shared.get("x"), sharey=shared.get(column)
             )
-    axes[0].set(
-        title="Trait left right after pruning",
-        xlabel="fraction of layer pruned",
-        ylabel="trait occurrences per agent-step",
-    )
-    axes[1].set(
-        title="Capability right after pruning",
-        xlabel="fraction of layer pruned",
-        ylabel="task return per agent per episode",
-    )
-    axes[0].legend(fontsize=7)
+            shared.setdefault("x", ax)
+            shared.setdefault(column, ax)
+            for reference in references:
+                if reference != strategy:
+                    style = REFERENCES[reference][1]
+                    _line_band(ax, frame[frame.strategy == reference], x, column, "grey", style)
+            _line_band(ax, frame[frame.strategy == strategy], x, column, STRATEGY_COLOUR, "-")
+            ax.tick_params(labelsize=7)
+            if col == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+            axes.append(ax)
+        axes[0].set_title(strategy, fontsize=9)
+        axes[0].tick_params(labelbottom=False)
+        axes[1].set_xlabel(xlabel, fontsize=7)
+    handles = [Line2D([], [], color=STRATEGY_COLOUR, marker="o", label="the panel's strategy")]
+    handles += [
+        Line2D([], [], color="grey", linestyle=REFERENCES[r][1], label=REFERENCES[r][0])
+        for r in references
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    if x == "steps":  # agent-steps in thousands read better as 50k than 50000
+        shared["x"].xaxis.set_major_formatter(EngFormatter(sep=""))
+    fig.suptitle(title, fontsize=10)
     write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 
-def _band(stats: pd.Series) -> list[list[float]] | None:
-    if any(e.n < 2 for e in stats):
+def _line_band(
+    ax: plt.Axes, group: pd.DataFrame, x: str, column: str, color: str, style: str
+) -> None:
+    """Mean over seeds and its 95% CI band (none at one seed) against ``x``."""
+    if group.empty:
+        return
+    stats = group.groupby(x)[column].apply(lambda v: mean_ci(v.values))
+    xs = stats.index.values
+    ax.plot(xs, [e.mean for e in stats], color=color, linestyle=style, marker="o", markersize=3)
+    lows = [e.low if e.n > 1 else e.mean for e in stats]
+    highs = [e.high if e.n > 1 else e.mean for e in stats]
+    ax.fill_between(xs, lows, highs, color=color, alpha=0.15, linewidth=0)
+
+
+def plot_pareto(cells: pd.DataFrame, target: Path) -> None:
+    """Trait removed and capability kept after retraining, per strategy (mean and 95% CI over
+    seeds), side by side with one row per strategy, sorted by trait removed: legible at any
+    number of strategies, and the trade-off reads across each row."""
+    capability, kept_label = _capability(cells)
+    rows = []
+    for strategy, group in cells.groupby("strategy"):
+        rows.append((strategy, mean_ci(1 - group.relapse_fraction), mean_ci(group[capability])))
+    rows.sort(key=lambda row: row[1].mean if np.isfinite(row[1].mean) else -np.inf)
+    fig, axes = plt.subplots(
+        1, 2, sharey=True, figsize=(9, 1.4 + 0.3 * len(rows)), layout="constrained"
+    )
+    for y, (strategy, removed, kept) in enumerate(rows):
+        color = "grey" if strategy in REFERENCES else STRATEGY_COLOUR
+        for ax, estimate in zip(axes, (removed, kept), strict=True):
+            ax.errorbar(
+                estimate.mean, y, xerr=_half_widths(estimate), marker="o", color=color, capsize=3
+            )
+    axes[0].axvline(0, color="k", linewidth=0.6, linestyle=":")
+    axes[1].axvline(1, color="k", linewidth=0.6, linestyle=":")
+    axes[0].set_yticks(range(len(rows)), [row[0] for row in rows], fontsize=8)
+    axes[0].set_xlabel("trait removed after retraining\n(1 − retrained / pretrained rate)")
+    axes[1].set_xlabel(kept_label)
+    fig.suptitle(
+        "Trait removed vs capability kept after cooperative retraining (grey: references)",
+        fontsize=10,
+    )
+    write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def _capability(cells: pd.DataFrame) -> tuple[str, str]:
+    """Capability measured from the random policy's return where the run has it (any sign of
+    return), else the plain ratio to the from-scratch model's (runs made before)."""
+    if "capability_vs_scratch" in cells and cells.capability_vs_scratch.notna().any():
+        return "capability_vs_scratch", "capability vs scratch\n(0 = random policy, 1 = scratch)"
+    return "kept_vs_scratch", "capability kept\n(task return ÷ from-scratch model's)"
+
+
+def _half_widths(estimate) -> list[list[float]] | None:
+    if estimate.n < 2 or not np.isfinite(estimate.low):
         return None
-    return [[e.mean - e.low for e in stats], [e.high - e.mean for e in stats]]
+    return [[estimate.mean - estimate.low], [estimate.high - estimate.mean]]
 
 
 def plot_clusterability(clusters: pd.DataFrame, target: Path) -> None:

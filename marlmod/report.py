@@ -15,7 +15,15 @@ Columns of ``cells.csv`` (one row per seed × strategy; ``strategy`` is the cell
 - ``trait_cut``: ``trait_rate_before - trait_rate_pruned`` (what pruning alone removed).
 - ``kept_vs_unpruned``: retrained task return ÷ that of plain fine-tuning (strategy ``none``).
 - ``kept_vs_scratch``: retrained task return ÷ that of a fresh net trained cooperatively on the
-  same retraining budget (empty while that model's task has failed).
+  same retraining budget (empty while that model's task has failed). Both ratios mean something
+  only when the returns are positive.
+- ``random_task_return``: task return of a uniformly random policy on the same evaluation
+  episodes (empty for runs made before it was measured).
+- ``capability_vs_finetune``, ``capability_vs_scratch``: the retrained task return measured from
+  the random policy's, ``(return − random's) / (reference − random's)``, against plain
+  fine-tuning and the from-scratch model: 1 = the reference's capability, 0 = random's, for
+  returns of any sign; empty where the reference is not clearly above random
+  (``marlmod.report_checks``).
 - ``relapse_auc``: mean trait rate over the retraining run (area under the relapse curve).
 - ``relapse_fraction``: ``trait_rate_retrained / trait_rate_before``.
 - ``steps_to_half``: retraining steps until the trait rate is back at half its pre-pruning rate.
@@ -38,6 +46,7 @@ from marlmod.errors import MarlmodError
 from marlmod.failures import count_failed_seeds, failures_table, load_failures, with_failures
 from marlmod.migrate import check_layout
 from marlmod.removal_report import load_relearn, removal_tables
+from marlmod.report_checks import capability_columns, plain, reader_warnings
 from marlmod.stats import (
     CIMethod,
     area_under_curve,
@@ -56,9 +65,10 @@ SUMMARY_COLUMNS = {
     "relapse_auc": "relapse AUC",
     "task_return_pruned": "task return pruned",
     "task_return_retrained": "task return retrained",
-    "kept_vs_unpruned": "capability kept vs fine-tune",
-    "kept_vs_scratch": "capability kept vs scratch",
+    "capability_vs_finetune": "capability vs fine-tune",
+    "capability_vs_scratch": "capability vs scratch",
 }
+MISSING = "n/a"  # how a statistic of no values reads in a table
 
 
 def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -69,6 +79,8 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         seed_dir = cell_path.parent.parent
         cell = read_json(cell_path)
         control = read_json(seed_dir / MODEL_STAGES["control"] / "metrics.json")
+        floor = seed_dir / "random_policy" / "metrics.json"  # absent in older runs
+        random_return = read_json(floor)["task_return"] if floor.is_file() else np.nan
         scratch_path = seed_dir / "scratch" / "curve.json"  # absent if its task failed
         scratch = read_json(scratch_path) if scratch_path.is_file() else [{"task_return": np.nan}]
         curve = pd.DataFrame(cell.pop("curve"))
@@ -95,6 +107,7 @@ def load_cells(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "scratch_task_return": scratch[-1]["task_return"],
                 "control_trait_rate": control["trait_rate"],
                 "control_task_return": control["task_return"],
+                "random_task_return": random_return,
             }
         )
         curves.append(curve.assign(seed=cell["seed"], strategy=cell["strategy"]))
@@ -141,6 +154,7 @@ def _derive(cells: pd.DataFrame) -> pd.DataFrame:
     finetune = cells[cells.strategy == NO_PRUNE].set_index("seed").task_return_retrained
     cells["kept_vs_unpruned"] = _ratio(cells.task_return_retrained, cells.seed.map(finetune))
     cells["kept_vs_scratch"] = _ratio(cells.task_return_retrained, cells.scratch_task_return)
+    cells = capability_columns(cells)
     return cells.sort_values(["strategy", "seed"]).reset_index(drop=True)
 
 
@@ -170,13 +184,18 @@ def summarise(cells: pd.DataFrame, method: CIMethod = "bootstrap") -> pd.DataFra
         }
         row.update(
             {
-                title: str(mean_ci(group[col], method=method))
+                title: _shown(mean_ci(group[col], method=method))
                 for col, title in summary_columns(cells).items()
             }
         )
         out.append(row)
     order = {NO_PRUNE: 0}
     return pd.DataFrame(out).sort_values("strategy", key=lambda s: s.map(order).fillna(1))
+
+
+def _shown(estimate: object) -> str:
+    text = str(estimate)
+    return MISSING if text == "nan" else text
 
 
 def tidy_summary(cells: pd.DataFrame) -> pd.DataFrame:
@@ -224,6 +243,11 @@ def references(cells: pd.DataFrame) -> pd.DataFrame:
                 "model": "scratch (cooperative, retrain budget)",
                 "trait rate": "",
                 "task return": str(boot(per_seed.scratch_task_return)),
+            },
+            {
+                "model": "random policy (uniform actions)",
+                "trait rate": "",
+                "task return": _shown(boot(per_seed.random_task_return)),
             },
         ]
     )
@@ -373,7 +397,12 @@ def report_tables(
             "Mean [95% percentile-bootstrap CI] over seeds (Student-t intervals, wider at few "
             "seeds, and IQMs are in `summary.csv`). Weights pruned counts every parameter entry "
             "held at zero (weights and biases): `<strategy>~weights` cells zero as many "
-            "individual weights as the unit prune." + _head_note(cells),
+            "individual weights as the unit prune. Capability = (task return after retraining "
+            "− the random policy's) / (the reference's − the random policy's): 1 = as capable "
+            "as plain fine-tuning or the from-scratch model, 0 = no better than random actions, "
+            "whatever the sign of the returns; n/a where the reference is not clearly above "
+            "random or the run has no random-policy measurement (rerun `marlmod run` to add "
+            "it)." + _head_note(cells),
             count_failed_seeds(summarise(cells), cells, failures),
         ),
         "Reference models": ("Mean [95% percentile-bootstrap CI] over seeds.", references(cells)),
@@ -415,10 +444,12 @@ def report_tables(
 Tables = dict[str, tuple[str, pd.DataFrame]]
 
 
-def render_markdown(name: str, tables: Tables) -> str:
-    parts = [
-        f"# Results: {name}",
-        "",
+def render_markdown(name: str, tables: Tables, warnings: list[str] | None = None) -> str:
+    """summary.md: the warnings first (``marlmod.report_checks``), then every table."""
+    parts = [f"# Results: {name}", ""]
+    for warning in warnings or []:
+        parts += [warning, ""]
+    parts += [
         "Trait rate = trait occurrences per agent-step (of agents in `env.trait_role`, if set); "
         "task return = task reward per agent per "
         "episode (bonus excluded); both measured in the cooperative env with sampled actions. "
@@ -430,8 +461,9 @@ def render_markdown(name: str, tables: Tables) -> str:
     return "\n".join(parts)
 
 
-def render_html(name: str, tables: Tables) -> str:
+def render_html(name: str, tables: Tables, warnings: list[str] | None = None) -> str:
     body = [f"<h1>Results: {name}</h1>"]
+    body += [f"<p><strong>{plain(w)}</strong></p>" for w in warnings or []]
     for title, (note, table) in tables.items():
         body += [f"<h2>{title}</h2>", f"<p>{note}</p>", table.to_html(index=False)]
     return "<!doctype html><meta charset='utf-8'>" + "\n".join(body) + "\n"
@@ -461,9 +493,10 @@ def write_report(run_dir: Path, name: str) -> str:
         write_text(run_dir / "relearn.csv", attacks.to_csv(index=False))
         write_text(run_dir / "relearn_curves.csv", attack_curves.to_csv(index=False))
         plot_relearn(attack_curves, attacks, run_dir / "relearn.png")
-    markdown = render_markdown(name, tables)
+    warnings = reader_warnings(cells)
+    markdown = render_markdown(name, tables, warnings)
     write_text(run_dir / "summary.md", markdown)
-    write_text(run_dir / "summary.html", render_html(name, tables))
+    write_text(run_dir / "summary.html", render_html(name, tables, warnings))
     plot_relapse(curves, run_dir / "relapse.png")
     plot_pareto(cells, run_dir / "pareto.png")
     if not sweeps.empty:

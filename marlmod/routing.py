@@ -26,9 +26,9 @@ designated units). With ``route_by="positive_advantage"`` a labelled trait step 
 only in minibatches where PPO *reinforces* it (advantage above the minibatch mean, the sign PPO's
 advantage normalisation gives its gradient); where PPO discourages it, it becomes ``OTHER``.
 Routing by the action alone sends the cost of bad zaps into the module too, so the module becomes
-the whole zap circuit, brake included (the negative result in the README); routing by the sign of
-the update keeps the brake outside. Nothing of this outlives ``learn``: the hook is removed when
-training ends, and ``marlmod.train.load_model`` rebuilds a checkpoint with SB3's plain
+the whole zap circuit, brake included (the negative result in docs/studies/routing.md); routing
+by the sign of the update keeps the brake outside. Nothing of this outlives ``learn``: the hook is
+removed when training ends, and ``marlmod.train.load_model`` rebuilds a checkpoint with SB3's plain
 ``RolloutBuffer`` (even without that, a buffer whose codes nobody sets stores ``FREE`` and nothing
 reads them).
 """

@@ -158,8 +158,8 @@ def test_unknown_strategy_is_refused_listing_the_registry(tiny_dict: dict) -> No
         parse_scenario(tiny_dict)
 
 
-def test_the_readme_table_lists_every_registered_strategy() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def test_the_docs_table_lists_every_registered_strategy() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "concepts.md").read_text()
     section = readme.split("### Locating strategies")[1].split("**Cell variants.**")[0]
     table = [line for line in section.splitlines() if line.startswith("| `")]
     listed = {name for line in table for name in re.findall(r"`(\w+)`", line.split("|")[1])}

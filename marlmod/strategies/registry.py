@@ -3,7 +3,7 @@
 A strategy maps the ``Evidence`` about one layer to one score per unit (higher = prune first).
 Each entry here says, without importing the scorer:
 
-- ``summary``: what it ranks first (one line, as in the README's table);
+- ``summary``: what it ranks first (one line, as in docs/concepts.md's table);
 - ``scorer``: where its function lives (``module:function``), imported only when scoring, so
   reading the registry — config validation, ``marlmod validate`` — never loads torch, SB3 or
   scikit-learn;
