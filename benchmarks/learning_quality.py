@@ -21,7 +21,7 @@ in FILE (written atomically after each): a rerun with the same FILE, config, ste
 computes only what is missing, so seeds can be added to a long comparison::
 
     python benchmarks/learning_quality.py --config configs/aggression.yaml \
-        --settings 8:128:256+lean,32:32:256+compiled --steps 500000 --seeds 0-39 --jobs 2 \
+        --settings 8:128:256+lean,64:32:256+compiled --steps 500000 --seeds 0-89 --jobs 2 \
         --margins 0.01,0.05 --save results/benchmarks/learning_quality_default.json
 
 Each
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/quick.yaml")
     parser.add_argument("--settings", default="8:128:256,64:32:1024,32:128:1024")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2", help="e.g. 0,1,2 or ranges: 0-39")
     parser.add_argument("--steps", type=int, default=150_000)
     parser.add_argument("--episodes", type=int, default=32)
     parser.add_argument(
