@@ -21,7 +21,8 @@ in FILE (written atomically after each): a rerun with the same FILE, config, ste
 computes only what is missing, so seeds can be added to a long comparison::
 
     python benchmarks/learning_quality.py --config configs/aggression.yaml \
-        --settings 8:128:256+lean,64:32:256+compiled --steps 500000 --seeds 0-89 --jobs 2 \
+        --settings 8:128:256+lean,64:32:256+compiled,32:32:256+compiled --steps 500000 \\
+        --seeds 0-89 --jobs 2 \
         --margins 0.01,0.05 --save results/benchmarks/learning_quality_default.json
 
 Each
