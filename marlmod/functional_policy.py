@@ -6,7 +6,8 @@ runs the same operations in the same order as ``ActorCriticPolicy`` and ``Catego
 functions of the parameter list, so it is bitwise SB3's — values, log-probabilities, entropy and
 their gradients (``tests/test_lean_ppo.py``) — and ``torch.compile`` can trace it with one graph
 per architecture rather than per model (``marlmod.compiled_update``). ``LeanPPO``'s rollouts, its
-update and the compiled step all read the policy through it.
+update and the compiled step all read the policy through it, and evaluation episodes
+(``marlmod.rollout``) act through ``action_log_probs``, its policy half.
 
 Only plain Linear/activation MLPs qualify (``architecture``). A forward hook — gradient
 routing's, or an activation recorder — must see the pass through the modules, so a hooked policy
@@ -93,6 +94,18 @@ def policy_outputs(
     return PolicyOutputs(values.flatten(), normalised(logits))
 
 
+def action_log_probs(
+    params: Sequence[torch.Tensor], obs: torch.Tensor, arch: Architecture
+) -> torch.Tensor:
+    """``policy_outputs``' log-probabilities alone: the operations of
+    ``ActorCriticPolicy.get_distribution``, which acting (``predict``) runs, without the value
+    net it never reads."""
+    pi_acts, vf_acts = arch
+    n_pi, n_vf = 2 * len(pi_acts), 2 * len(vf_acts)
+    latent_pi = _mlp(obs.float().flatten(1), params[:n_pi], pi_acts)
+    return normalised(F.linear(latent_pi, params[n_pi + n_vf], params[n_pi + n_vf + 1]))
+
+
 def module_outputs(policy: ActorCriticPolicy, obs: torch.Tensor) -> PolicyOutputs:
     """``policy_outputs`` through the policy's modules, so their forward hooks see the pass."""
     features = policy.features_extractor(obs.float())
@@ -130,8 +143,21 @@ def chosen_and_entropy(
     return chosen, entropy
 
 
+def probabilities(log_probs: torch.Tensor) -> torch.Tensor:
+    """The action probabilities, as ``Categorical(logits=log_probs).probs`` computes them (a
+    softmax, not ``exp``: the two differ in the last bits, and so, rarely, in a draw)."""
+    return F.softmax(log_probs, -1)
+
+
+def most_likely_actions(log_probs: torch.Tensor) -> torch.Tensor:
+    """Actions as SB3's ``CategoricalDistribution.mode`` picks them: the argmax of the
+    probabilities (not of the log-probabilities, which could differ where probabilities tie
+    after rounding)."""
+    return torch.argmax(probabilities(log_probs), dim=1)
+
+
 def sample_actions(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Actions drawn as ``Categorical(logits=log_probs).sample()`` draws them (same random
     numbers, same result), and their log-probabilities."""
-    actions = torch.multinomial(F.softmax(log_probs, -1), 1, True)
+    actions = torch.multinomial(probabilities(log_probs), 1, True)
     return actions.squeeze(-1), log_probs.gather(-1, actions).squeeze(-1)

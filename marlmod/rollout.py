@@ -3,20 +3,40 @@
 Evaluation and recording are one rollout so that every recorded activation row lines up with the
 behaviour label of the same agent-step. Each env copy plays exactly one episode; rows of a copy
 whose episode has ended are dropped, so every episode counts once.
+
+Speed without changing a number: evaluation runs after every training chunk of every cell, so
+its episodes are stepped on the env's batched twin where it declares one (``episode_envs``:
+equal to the per-copy ``ParallelEnv`` copies step for step, ``tests/test_fast_env.py``), and a
+policy without hooks acts through ``marlmod.functional_policy`` (``actions_of``: the operations
+of ``policy.predict`` and the same draws from torch's global generator, without its module calls
+and NumPy round trips). A recording's hooks must see the pass through the modules, so a hooked
+policy acts through ``policy.predict`` itself. Both routes give identical rollouts
+(``tests/test_rollout.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from stable_baselines3.common.policies import BasePolicy
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.vec_env import VecEnv
 
 from marlmod.environments import EnvFactory
+from marlmod.functional_policy import (
+    action_log_probs,
+    architecture,
+    functional,
+    most_likely_actions,
+    parameters_in_order,
+    sample_actions,
+)
 from marlmod.record import record_activations
-from marlmod.vec_env import SharedPolicyVecEnv
+from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
 MAX_EPISODE_STEPS = 100_000
 
@@ -64,7 +84,9 @@ def rollout(
     deterministic: bool = False,
     record: Sequence[str] = (),
 ) -> Rollout:
-    venv = SharedPolicyVecEnv([make_env] * episodes)
+    """Play ``episodes`` episodes, one per env copy (copy ``k`` seeded ``seed + k``), drawing
+    actions from torch's global generator seeded ``seed``; record ``record``'s module outputs."""
+    venv = episode_envs(make_env, episodes)
     venv.seed(seed)
     obs = venv.reset()
     torch.manual_seed(seed)
@@ -74,10 +96,11 @@ def rollout(
         [] for _ in range(6)
     )
     with record_activations(policy, record) as log:
+        act = actions_of(policy, deterministic)  # chosen with the recording's hooks on
         for _ in range(MAX_EPISODE_STEPS):
-            actions, _ = policy.predict(obs, deterministic=deterministic)
+            actions = act(obs)
             obs_rows.append(obs)
-            action_rows.append(np.asarray(actions).reshape(-1))
+            action_rows.append(actions)
             obs, _, dones, infos = venv.step(actions)
             live_rows.append(live.copy())
             trait_rows.append([bool(i.get("behaviour", {}).get(trait, False)) for i in infos])
@@ -104,4 +127,53 @@ def rollout(
         np.concatenate(action_rows)[keep],
         roles[keep],
         role_rows[0] if role_rows else np.array([], dtype=str),
+    )
+
+
+def episode_envs(make_env: EnvFactory, copies: int) -> VecEnv:
+    """``copies`` copies of ``make_env``'s env: its batched twin when it declares one for its
+    exact class (the same episodes, ``tests/test_fast_env.py``), else one env object per copy."""
+    twin = batched_venv(make_env, copies)
+    return twin if twin is not None else SharedPolicyVecEnv([make_env] * copies)
+
+
+def actions_of(policy: BasePolicy, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """The actions ``policy.predict(obs, deterministic)`` returns, flat, as a function of the
+    observations: computed by ``marlmod.functional_policy`` where that is exact (a plain MLP
+    ``ActorCriticPolicy`` on a Box with discrete actions and no forward hook), the same operations
+    and the same draws from torch's global generator; through ``predict`` otherwise. Choose again
+    after hooks come or go."""
+    if not predicts_functionally(policy):
+
+        def predict(obs: np.ndarray) -> np.ndarray:
+            return np.asarray(policy.predict(obs, deterministic=deterministic)[0]).reshape(-1)
+
+        return predict
+    assert isinstance(policy, ActorCriticPolicy)
+    arch = architecture(policy)
+    assert arch is not None
+    params = parameters_in_order(policy)
+    policy.set_training_mode(False)  # as predict leaves it
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            log_probs = action_log_probs(params, torch.as_tensor(obs), arch)
+            if deterministic:
+                return most_likely_actions(log_probs).numpy()
+            return sample_actions(log_probs)[0].numpy()
+
+    return act
+
+
+def predicts_functionally(policy: BasePolicy) -> bool:
+    """Whether ``actions_of`` can act for ``policy`` without calling ``predict``: what
+    ``predict`` adds for anything else (other distributions, image scaling, action clipping,
+    hooks, a subclass's overrides) is then absent."""
+    return (
+        type(policy) is ActorCriticPolicy
+        and isinstance(policy.action_space, spaces.Discrete)
+        and isinstance(policy.observation_space, spaces.Box)
+        and not (is_image_space(policy.observation_space) and policy.normalize_images)
+        and policy.share_features_extractor
+        and functional(policy)
     )

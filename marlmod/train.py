@@ -22,6 +22,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import VecEnv
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from marlmod.atomic import write_with
@@ -204,5 +205,12 @@ def pickle_free_entries(scenario: Scenario, venv: VecEnv) -> dict[str, Any]:
 
 
 def limit_threads() -> None:
-    """One thread per worker process: tiny nets gain nothing from more, and workers share cores."""
+    """One thread per worker process: tiny nets gain nothing from more, and workers share cores.
+
+    Torch's and also the BLAS and OpenMP pools NumPy, SciPy and scikit-learn use (spectral
+    clustering, probes): with ``workers`` processes on as many cores, each process's spinning
+    second thread waits for a core another process holds, and clusterability's spectral
+    clustering ran ~60x slower on a busy 2-core machine than with one thread
+    (``benchmarks/scenario_phases.py``)."""
     torch.set_num_threads(1)
+    threadpool_limits(1)
