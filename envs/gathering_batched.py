@@ -10,8 +10,8 @@ copy, seeded as ``GatheringEnv.reset(seed=...)`` seeds it, and drawing from it i
 batched over copies. ``GatheringEnv`` declares this twin in ``metadata["marlmod"]["batched"]``;
 ``tests/test_fast_env.py`` checks the equivalence, so a change to ``envs/gathering.py`` that this
 file does not follow fails there. Both observation forms are served: ``"planes"`` is the flat
-observation reshaped by the env module's own ``flat_to_planes``. Unlike ``envs.gathering``, this module imports marlmod and SB3,
-so ``envs`` never imports it.
+observation reshaped by the env module's own ``flat_to_planes``. Unlike ``envs.gathering``, this
+module imports marlmod and SB3, so ``envs`` never imports it.
 """
 
 from __future__ import annotations

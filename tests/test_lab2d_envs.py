@@ -298,3 +298,22 @@ def test_pipeline_runs_on_commons_harvest_with_env_worker_processes(tmp_path) ->
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "commons_harvest" / "cells.csv").is_file()
     assert "| contrast" in done.stdout
+
+
+@pytest.mark.parametrize("cls", [CommonsHarvestEnv, CleanUpEnv])
+def test_planes_observation_is_the_layer_view_as_maps(cls: type) -> None:
+    """``observation="planes"`` reshapes the ``"layer"`` numbers for a CNN: plane p is the p-th
+    one-hot map, and each readiness flag a constant plane after them."""
+    flat, maps = cls(n_players=2), cls(n_players=2, observation="planes")
+    a, b = flat.reset(seed=2)[0], maps.reset(seed=2)[0]
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        actions = {agent: int(rng.integers(flat.action_space(agent).n)) for agent in a}
+        a, b = flat.step(actions)[0], maps.step(actions)[0]
+    n_planes, n_flags = len(cls.PLANES), len(cls.FLAGS)
+    for agent in a:
+        assert maps.observation_space(agent).contains(b[agent])
+        assert b[agent].shape[0] == n_planes + n_flags
+        np.testing.assert_array_equal(b[agent][:n_planes].reshape(-1), a[agent][:-n_flags])
+        for f in range(n_flags):
+            assert (b[agent][n_planes + f] == a[agent][-n_flags + f]).all()
