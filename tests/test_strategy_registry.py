@@ -105,9 +105,15 @@ def test_config_refuses_a_strategy_on_a_layer_kind_it_cannot_rank(
 ) -> None:
     tiny_dict["prune"].update(strategies=[name], action_head=[name])
     tiny_dict["pretrain"] = {"method": "routing"}  # so that routed's needs are met
+    ranks = {  # the kinds each of them can rank, in the registry's words
+        "routed": "a hidden dense layer",
+    }.get(
+        name,
+        "a hidden dense layer, the channels of a convolutional layer or the units of all hidden "
+        "dense layers at once",
+    )
     message = (
-        f"action_head strategy {name!r} cannot rank the action head, only a hidden dense layer"
-        f"{'' if name == 'routed' else ', the channels of a convolutional layer or the units of all hidden dense layers at once'}: "
+        f"action_head strategy {name!r} cannot rank the action head, only {ranks}: "
         f"it {STRATEGIES[name].layer_limit}; valid: {', '.join(names_for(LayerKind.ACTION_HEAD))}"
     )
     with pytest.raises(MarlmodError, match=re.escape(message)):
