@@ -83,7 +83,7 @@ def precision_at_k(scores: np.ndarray, known: tuple[int, ...]) -> float:
     threshold = np.sort(scores)[::-1][k - 1]
     above, tied = scores > threshold, scores == threshold
     slots = k - int(above.sum())
-    expected = (is_known & above).sum() + min(slots, (is_known & tied).sum())
+    expected = (is_known & above).sum() + slots * (is_known & tied).sum() / tied.sum()
     return float(expected / k)
 
 
@@ -178,7 +178,7 @@ def apply_graft(policy: nn.Module, graft: Graft) -> None:
     units = torch.tensor(graft.units, dtype=torch.long)
     producer.weight[units] = torch.as_tensor(graft.weights, dtype=producer.weight.dtype)
     producer.bias[units] = graft.bias
-    pass
+    head.weight[:, units] = 0.0
     head.weight[graft.action, units] = graft.gain / len(graft.units)
 
 
