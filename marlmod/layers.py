@@ -10,6 +10,16 @@ A layer is named by the module path of its activation in SB3's ``ActorCriticPoli
   (``network.kind: cnn``, ``marlmod.cnn``), whose units are its output *channels*;
 - ``all_hidden`` (``ALL_HIDDEN``): the units of every hidden dense layer at once, ranked jointly;
 - ``action_net`` (``ACTION_HEAD``): the logits, prunable only where a config asks for it.
+
+``all_hidden`` ranks the units of all layers in one list and prunes the top ``prune.fraction`` of
+*all* hidden units — not the same fraction of each layer. Where the trait lives is what locating
+is asked to find: a joint ranking may put the whole prune in one layer or spread it, and the split
+it chooses is itself a result (``prune.json`` stores it per layer); a fixed share per layer would
+assume the answer. Scale-free scores (``contrast``'s Cohen's d, ``selective``'s ratio, the
+probe's coefficients on standardised activations) compare across layers as they are; the
+magnitude baselines compare as global magnitude pruning compares them. Conv channels are left
+out: a channel and a unit are not the same amount of network, so "a fraction of all units" would
+mean nothing across the two.
 """
 
 from __future__ import annotations
