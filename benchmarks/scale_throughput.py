@@ -108,7 +108,7 @@ def run_route(setting: str, route: str, budget: int, seed: int, quick: bool) -> 
     return {
         "setting": setting,
         "route": route,
-        "backend": scenario.ppo.backend if route == "marlmod" else "sb3 (SuperSuit)",
+        "backend": scenario.ppo.backend if route == "marlmod" else "sb3+SuperSuit",
         "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.policy.parameters()),
         "train_rate": model.num_timesteps / wall,
