@@ -16,7 +16,7 @@ from small_nets import policy_3_4_4_3
 
 from marlmod.config import parse_scenario
 from marlmod.errors import MarlmodError
-from marlmod.layers import ALL_HIDDEN
+from marlmod.layers import ALL_HIDDEN, LayerKind
 from marlmod.locate import score_units
 from marlmod.pipeline import SeedRun
 from marlmod.prune import Prune, apply_masks, load_prune, save_prune, unit_masks, unit_prune
@@ -24,6 +24,7 @@ from marlmod.record import activations_on
 from marlmod.seed_extras import relocation
 from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.per_weight import credit
+from marlmod.strategies.registry import names_for
 
 LAYERS = ("mlp_extractor.policy_net.1", "mlp_extractor.policy_net.3")
 WIDTHS = ((LAYERS[0], 4), (LAYERS[1], 4))
@@ -118,8 +119,18 @@ def test_the_planted_unit_of_the_first_layer_ranks_first_among_all(name: str) ->
     assert scores.shape == (8,) and int(np.argmax(scores)) == 2, scores
 
 
-def test_cluster_scores_every_hidden_unit() -> None:
-    scores = score_units("cluster", evidence(ALL_HIDDEN), np.random.default_rng(0))
+@pytest.mark.parametrize("name", names_for(LayerKind.ALL_HIDDEN))
+def test_every_strategy_the_registry_allows_on_all_hidden_scores_it(name: str) -> None:
+    ev = evidence(ALL_HIDDEN)
+    gen = np.random.default_rng(2)
+    ev = Evidence(
+        **{
+            **ev.__dict__,
+            "opportunity": ev.trait | (gen.random(len(ev.trait)) < 0.5),
+            "control_acts": np.maximum(gen.normal(size=(len(ev.trait), 5)), 0.0),
+        }
+    )
+    scores = score_units(name, ev, np.random.default_rng(0))
     assert scores.shape == (8,) and np.isfinite(scores).all()
 
 

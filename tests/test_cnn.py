@@ -16,11 +16,13 @@ from marlmod.clusterability import policy_weights
 from marlmod.config import parse_scenario
 from marlmod.environments import resolve_env
 from marlmod.errors import MarlmodError
+from marlmod.layers import LayerKind
 from marlmod.locate import score_units
 from marlmod.prune import HoldMasks, Prune, apply_masks, layer_unit_masks, unit_masks, zeroed
 from marlmod.record import activations_on, record_activations
 from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.per_weight import credit
+from marlmod.strategies.registry import names_for
 from marlmod.train import build_model, learn
 
 CONV = "features_extractor.cnn.1"
@@ -91,8 +93,8 @@ def test_the_planted_channel_ranks_first(name: str) -> None:
     assert int(np.argmax(scores)) == 2, scores
 
 
-@pytest.mark.parametrize("name", ["cluster", "weight_magnitude", "wanda", "random"])
-def test_weight_and_baseline_strategies_score_every_channel(name: str) -> None:
+@pytest.mark.parametrize("name", names_for(LayerKind.CONV_CHANNELS))
+def test_every_strategy_the_registry_allows_on_conv_channels_scores_them(name: str) -> None:
     scores = score_units(name, planted_evidence(planted_cnn()), np.random.default_rng(0))
     assert scores.shape == (3,) and np.isfinite(scores).all()
 

@@ -93,7 +93,18 @@ def test_a_limited_entry_must_say_why() -> None:
     with pytest.raises(ValueError, match="layer_limit"):
         StrategySpec("x", "x", "m:f", frozenset(), frozenset({LayerKind.HIDDEN}))
     with pytest.raises(ValueError, match="module:function"):
-        StrategySpec("x", "x", "no_function", frozenset(), frozenset(LayerKind))
+        StrategySpec("x", "x", "no_function", frozenset(), frozenset(LayerKind), per_channel="x")
+
+
+def test_an_entry_for_conv_channels_must_say_what_it_reads_of_a_channel() -> None:
+    with pytest.raises(ValueError, match="per_channel"):
+        StrategySpec("x", "x", "m:f", frozenset(), frozenset(LayerKind))
+    with pytest.raises(ValueError, match="per_channel"):
+        StrategySpec(
+            "x", "x", "m:f", frozenset(), frozenset({LayerKind.HIDDEN}), "why", per_channel="mean"
+        )
+    for name in names_for(LayerKind.CONV_CHANNELS):
+        assert STRATEGIES[name].per_channel, name
 
 
 # ---------------------------------------------------------------- config validation
