@@ -103,10 +103,3 @@ def test_concurrent_processes_are_reported_as_one_route() -> None:
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert rows["lean*2"][5] == "2"  # threads: one per process
     assert rows["lean*2"][-1] == rows["lean"][-1]  # the same training, twice
-
-
-def test_scale_throughput_quick_trains_the_cnn_on_both_routes() -> None:
-    out = run_script("benchmarks/scale_throughput.py", "--quick", "--settings", "cnn")
-    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
-    assert [(r[0], r[1]) for r in rows] == [("cnn", "marlmod"), ("cnn", "plain")]
-    assert rows[0][3] == rows[1][3]  # the same network (parameter count) on both routes

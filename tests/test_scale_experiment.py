@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -122,3 +124,19 @@ def test_the_scale_family_is_what_it_says(name: str, hidden: tuple, layer: str, 
 def test_depth_2_is_width_64_run_once() -> None:
     depth, width = load_scenario(SCALE / "depth_2.yaml"), load_scenario(SCALE / "width_64.yaml")
     assert depth.name == width.name and depth.digest == width.digest
+
+
+def test_scale_throughput_quick_trains_the_cnn_on_both_routes() -> None:
+    """The benchmark still runs (tiny budget): marlmod's route and the plain one, same network."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/scale_throughput.py", "--quick", "--settings", "cnn"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:] if line.strip()]
+    assert [(r[0], r[1]) for r in rows] == [("cnn", "marlmod"), ("cnn", "plain")]
+    assert rows[0][3] == rows[1][3]  # the same network (parameter count) on both routes
