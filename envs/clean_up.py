@@ -22,7 +22,9 @@ Observations
     player) as nine one-hot planes, plane-major — apple, mud, water (river and stream), wall, rival,
     fine beam, clean beam (this frame's beams), facing (the cell in front of each player), outside
     the map — then two flags: ``ready_to_fire`` and ``ready_to_clean`` (each beam's cooldown has
-    passed). ``observation="rgb"``: the level's own ``N.RGB`` image of the same view, ``Box(0, 255,
+    passed). ``observation="planes"``: the same numbers as image planes for a CNN, ``Box(0, 1,
+    (11, 11, 11), float32)``: the nine planes as maps, then each flag as a constant plane.
+    ``observation="rgb"``: the level's own ``N.RGB`` image of the same view, ``Box(0, 255,
     (176, 176, 3), uint8)`` (16-pixel sprites), for a CNN.
 Dynamics (the level's, each frame)
     Every player's turn and move, then its beams: fine and clean beams are three lanes (length 5,
@@ -54,7 +56,8 @@ Infos (every player, every step)
     ``zap_cost``, ``zapped_cost``; ``fire_pressed``, ``hits``, ``times_hit`` and ``cleaned`` (mud
     cells this player cleaned this frame) as ints; ``active``.
 Arguments
-    ``n_players`` (5), ``aggression_bonus`` (0.0), ``observation`` (``"layer"`` or ``"rgb"``),
+    ``n_players`` (5), ``aggression_bonus`` (0.0), ``observation`` (``"layer"``, ``"planes"``
+    or ``"rgb"``),
     ``settings`` (Lab2D level settings by their Lab2D names, ``*`` for every player, e.g.
     ``{"episodeLengthFrames": 1000}``; settings the labels cannot follow — bots,
     ``playerResetsAfterFined``, other view shapes — are refused), ``render_mode`` (``None`` or
@@ -68,7 +71,8 @@ Random play (``python benchmarks/lab2d_random_play.py``, 3 episodes, 5 players)
     river under 40% mud; with 7 players, 10.9 apples per player); 18 fines taken per player per
     episode; about 6,100 env steps (30,000 agent-steps) per CPU second.
 Versions
-    v0: first release, on dmlab2d 1.0.x.
+    v0: first release, on dmlab2d 1.0.x. ``observation="planes"`` added later within v0: the
+    ``"layer"`` numbers reshaped, so the game and every earlier result are unchanged.
 """
 
 from __future__ import annotations

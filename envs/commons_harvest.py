@@ -22,8 +22,10 @@ Observations
     facing (the cell in front of each player, which shows where rivals look), outside the map — then
     one flag: ``ready_to_fire`` (the zap's cooldown has passed; 0 while waiting to respawn). Sprite
     ids are category codes, so one-hot planes replace them; the player itself (always at row 9,
-    column 5) and rivals' identities are left out. ``observation="rgb"``: the level's own ``N.RGB``
-    image of the same view, ``Box(0, 255, (88, 88, 3), uint8)``, for a CNN.
+    column 5) and rivals' identities are left out. ``observation="planes"``: the same numbers as
+    image planes for a CNN, ``Box(0, 1, (7, 11, 11), float32)``: the six planes as maps, then the
+    flag as a constant seventh plane. ``observation="rgb"``: the level's own ``N.RGB`` image of the
+    same view, ``Box(0, 255, (88, 88, 3), uint8)``, for a CNN.
 Dynamics (the level's, each frame)
     Respawns, then every player's turn and move (relative to its facing; blocked by walls and
     players), then every zap: three lanes (``zap.length`` 5, ``zap.radius`` 1) — the centre lane the
@@ -49,7 +51,8 @@ Infos (every player, every step)
     ``bonus_reward``, ``zap_cost``, ``zapped_cost``; ``fire_pressed``, ``hits`` and ``times_hit``
     (ints), ``active`` (on the grid at the start of the step).
 Arguments
-    ``n_players`` (5), ``aggression_bonus`` (0.0), ``observation`` (``"layer"`` or ``"rgb"``),
+    ``n_players`` (5), ``aggression_bonus`` (0.0), ``observation`` (``"layer"``, ``"planes"``
+    or ``"rgb"``),
     ``settings`` (Lab2D level settings by their Lab2D names, e.g.
     ``{"avatars.player.*.playerResetsAfterZap": true}``; ``*`` means every player; settings the
     labels cannot follow, such as other view shapes, are refused), ``render_mode`` (``None`` or
@@ -66,7 +69,8 @@ Random play (``python benchmarks/lab2d_random_play.py``, 3 episodes, 5 players)
     frames as it had before being zapped (the level keeps ``canZapAfterFrames`` while ``framesOld``
     restarts; the adapter's cooldown follows it, tests/test_lab2d_labels.py).
 Versions
-    v0: first release, on dmlab2d 1.0.x.
+    v0: first release, on dmlab2d 1.0.x. ``observation="planes"`` added later within v0: the
+    ``"layer"`` numbers reshaped, so the game and every earlier result are unchanged.
 """
 
 from __future__ import annotations

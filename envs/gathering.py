@@ -14,6 +14,12 @@ Observations (``Box(0, 1, (3 * (2r+1)**2 + 1,), float32)``, ``r = view_radius``)
     An egocentric window centred on the agent with three channels — apple, other active agent,
     wall (outside the grid) — flattened channel-major, then one flag: "I am frozen". A frozen agent
     sees zeros apart from the flag.
+    With ``observation="planes"`` the same numbers as image planes for a CNN policy,
+    ``Box(0, 1, (4, 2r+1, 2r+1), float32)``, channel-first: the three channels as
+    ``(2r+1) × (2r+1)`` maps, then the frozen flag as a fourth, constant plane (all ones while
+    frozen, else all zeros). A constant plane keeps the observation one array that every conv
+    filter can read at every position, rather than a side input the policy would need a second
+    path for. ``flat_to_planes`` maps one form to the other.
 Dynamics, in order, each step
     1. Zaps: every active agent choosing zap hits every *other active* agent within Chebyshev
        distance ``zap_range``. Hits are simultaneous, so two agents can freeze each other.
@@ -36,9 +42,11 @@ Arguments
     ``n_agents`` (2), ``grid_size`` (7), ``apple_density`` (0.3, fraction of cells that are apple
     sites), ``respawn_prob`` (0.1), ``zap_range`` (2), ``freeze_steps`` (4),
     ``aggression_bonus`` (0.0), ``zap_cost`` (0.3), ``view_radius`` (3), ``max_cycles`` (100),
-    ``render_mode`` (``None`` or ``"rgb_array"``).
+    ``observation`` (``"flat"`` or ``"planes"``), ``render_mode`` (``None`` or ``"rgb_array"``).
 Versions
-    v0: first release.
+    v0: first release. ``observation`` added later within v0: its default ``"flat"`` is the
+    original observation, unchanged, and ``"planes"`` only reshapes it, so dynamics, rewards and
+    labels — and every earlier result — are the same.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 STAY, UP, DOWN, LEFT, RIGHT, ZAP = range(6)
+OBSERVATIONS = ("flat", "planes")
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], dtype=np.int64)
 CELL_PIXELS = 12
 
@@ -90,8 +99,11 @@ class GatheringEnv(ParallelEnv):
         zap_cost: float = 0.3,
         view_radius: int = 3,
         max_cycles: int = 100,
+        observation: str = "flat",
         render_mode: str | None = None,
     ) -> None:
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
         _check_args(
             n_agents,
             grid_size,
@@ -113,11 +125,14 @@ class GatheringEnv(ParallelEnv):
         self.zap_cost = float(zap_cost)
         self.view_radius = view_radius
         self.max_cycles = max_cycles
+        self.observation = observation
         self.render_mode = render_mode
         self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
         window = 2 * view_radius + 1
-        self._obs_space = spaces.Box(0.0, 1.0, (3 * window * window + 1,), np.float32)
+        self._flat_shape = (3 * window * window + 1,)
+        shape = self._flat_shape if observation == "flat" else (4, window, window)
+        self._obs_space = spaces.Box(0.0, 1.0, shape, np.float32)
         self._act_space = spaces.Discrete(6)
         self.np_random, _ = seeding.np_random(None)
         self._last_zaps = np.zeros(n_agents, dtype=bool)
@@ -223,7 +238,7 @@ class GatheringEnv(ParallelEnv):
         active = self.frozen_for == 0
         observations = {}
         for i, agent in enumerate(self.possible_agents):
-            obs = np.zeros(self._obs_space.shape, dtype=np.float32)
+            obs = np.zeros(self._flat_shape, dtype=np.float32)
             if active[i]:
                 others = pad[1].copy()
                 for j in np.flatnonzero(active):
@@ -234,7 +249,7 @@ class GatheringEnv(ParallelEnv):
                 obs[:-1] = window.reshape(-1)
             else:
                 obs[-1] = 1.0
-            observations[agent] = obs
+            observations[agent] = obs if self.observation == "flat" else flat_to_planes(obs)
         return observations
 
     def render(self) -> np.ndarray | None:
@@ -311,6 +326,17 @@ def _check_args(
             raise ValueError(f"{name} must be >= 1, got {value}")
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+
+
+def flat_to_planes(flat: np.ndarray) -> np.ndarray:
+    """``observation="planes"`` from flat observations ``[..., 3·w² + 1]``: ``[..., 4, w, w]``,
+    the three channels as maps and the frozen flag as a constant fourth plane."""
+    window = int(round(((flat.shape[-1] - 1) / 3) ** 0.5))
+    lead = flat.shape[:-1]
+    planes = np.empty((*lead, 4, window, window), dtype=flat.dtype)
+    planes[..., :3, :, :] = flat[..., :-1].reshape(*lead, 3, window, window)
+    planes[..., 3, :, :] = flat[..., -1, None, None]
+    return planes
 
 
 def parallel_env(**kwargs: Any) -> GatheringEnv:

@@ -9,8 +9,9 @@ copy, seeded as ``GatheringEnv.reset(seed=...)`` seeds it, and drawing from it i
 (reset: apple sites, start cells; step: eating order, respawn cells, regrowth); everything else is
 batched over copies. ``GatheringEnv`` declares this twin in ``metadata["marlmod"]["batched"]``;
 ``tests/test_fast_env.py`` checks the equivalence, so a change to ``envs/gathering.py`` that this
-file does not follow fails there. Unlike ``envs.gathering``, this module imports marlmod and SB3,
-so ``envs`` never imports it.
+file does not follow fails there. Both observation forms are served: ``"planes"`` is the flat
+observation reshaped by the env module's own ``flat_to_planes``. Unlike ``envs.gathering``, this
+module imports marlmod and SB3, so ``envs`` never imports it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.gathering import MOVES, ZAP, GatheringEnv
+from envs.gathering import MOVES, ZAP, GatheringEnv, flat_to_planes
 from marlmod.vec_env import BatchedTwin, CopiesStep
 
 
@@ -156,7 +157,8 @@ class BatchedGathering(BatchedTwin):
         np.minimum(windows, 1.0, out=obs[:, :, :-1])
         obs[~active] = 0.0
         obs[:, :, -1] = ~active
-        return obs.reshape(b * n, -1)
+        obs = obs.reshape(b * n, -1)
+        return obs if self.template.observation == "flat" else flat_to_planes(obs)
 
     # ------------------------------------------------------------------ pictures
     def _render_copy(self, k: int) -> np.ndarray | None:

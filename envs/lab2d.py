@@ -21,7 +21,7 @@ from pettingzoo import ParallelEnv
 
 from envs.lab2d_labels import beam_hits, encode_views, hit_counts, split_reward, sprite_lookup
 
-OBSERVATIONS = ("layer", "rgb")
+OBSERVATIONS = ("layer", "planes", "rgb")
 PIECES_LAYER = 1  # LAYER channels follow the level's renderOrder: {'logic', 'pieces', …}
 MAX_PLAYERS = 20  # the levels name 20 player colours (avatar.lua, _PLAYER_NAMES)
 SettingValue = str | int | float | bool
@@ -166,6 +166,9 @@ class Lab2dEnv(ParallelEnv):
             shape = tuple(self._lab.observation_spec("1.RGB")["shape"])
             return spaces.Box(0, 255, shape, np.uint8)
         rows, cols, _ = self._lab.observation_spec("1.LAYER")["shape"]
+        if self.observation == "planes":
+            depth = len(self.PLANES) + len(self.FLAGS)
+            return spaces.Box(0.0, 1.0, (depth, rows, cols), np.float32)
         size = len(self.PLANES) * rows * cols + len(self.FLAGS)
         return spaces.Box(0.0, 1.0, (size,), np.float32)
 
@@ -294,7 +297,14 @@ class Lab2dEnv(ParallelEnv):
                 for agent, i in zip(self.possible_agents, self._ids(), strict=True)
             }
         planes = encode_views(self._views, self._plane_of, len(self.PLANES))
-        obs = np.concatenate([planes, self._ready().astype(np.float32)], axis=1)
+        flags = self._ready().astype(np.float32)
+        if self.observation == "planes":  # the same numbers as maps, each flag a constant plane
+            n, rows, cols = self._views.shape[:3]
+            maps = planes.reshape(n, len(self.PLANES), rows, cols)
+            constant = np.broadcast_to(flags[:, :, None, None], (n, flags.shape[1], rows, cols))
+            obs = np.concatenate([maps, constant], axis=1)
+        else:
+            obs = np.concatenate([planes, flags], axis=1)
         return dict(zip(self.possible_agents, obs, strict=True))
 
     def render(self) -> np.ndarray | None:

@@ -16,6 +16,14 @@ report the z-score whatever it says.
 Weight matrices use torch's convention, ``[out_features, in_features]``, listed input → output.
 The ``cluster`` locating strategy (``marlmod.strategies.cluster``) prunes whole clusters of the
 policy network at once.
+
+A CNN policy's conv layers join the graph with one node per *channel* (the unit a prune removes):
+observation channels → each conv layer's channels → the dense units → the logits. The edge
+between channels is the L1 norm of the kernel slice that connects them, ``Σ|W[out, in, :, :]|``,
+and the edge from the last conv channel c to dense unit j sums |w| over c's positions in the
+flattened input, ``Σ_p |W[j, c·P + p]|`` — the total weight through which one node can drive the
+other (Filan et al. build CNN graphs from channels and kernel norms too). Shuffles permute these
+edges within a layer, i.e. whole kernel slices, so a channel's kernel is never torn apart.
 """
 
 from __future__ import annotations
@@ -28,10 +36,10 @@ from sklearn.cluster import SpectralClustering
 from torch import nn
 
 from marlmod.errors import MarlmodError
+from marlmod.layers import CONV_NET, POLICY_NET
 from marlmod.prune import HEAD_AFTER
 
 N_CLUSTERS = 4  # the smallest k Filan et al. use; ≈ a quarter of each layer per cluster
-POLICY_NET = "mlp_extractor.policy_net"
 
 
 # ---------------------------------------------------------------- the graph
@@ -152,10 +160,29 @@ def policy_linear_paths(policy: nn.Module, net: str = POLICY_NET) -> list[str]:
     return [*body, head]
 
 
-def policy_weights(policy: nn.Module, net: str = POLICY_NET) -> list[np.ndarray]:
-    """The policy net's weight matrices (``[out, in]``, input → action logits) as float64."""
+def policy_graph_paths(policy: nn.Module, net: str = POLICY_NET) -> list[str]:
+    """The layers whose weights make the graph, input → output: a CNN policy's Conv2d layers
+    (for the policy net), then ``policy_linear_paths``."""
     modules = dict(policy.named_modules())
-    return [
-        modules[p].weight.detach().cpu().numpy().astype(np.float64)
-        for p in policy_linear_paths(policy, net)
-    ]
+    convs = []
+    if net == POLICY_NET and CONV_NET in modules:
+        children = modules[CONV_NET].named_children()
+        convs = [f"{CONV_NET}.{name}" for name, m in children if isinstance(m, nn.Conv2d)]
+    return [*convs, *policy_linear_paths(policy, net)]
+
+
+def policy_weights(policy: nn.Module, net: str = POLICY_NET) -> list[np.ndarray]:
+    """The graph's weight matrices (``[out, in]`` nodes, input → action logits) as float64: a
+    Linear's weights as they are, a conv layer's channel-to-channel kernel norms, and the first
+    dense layer of a CNN summed over each channel's positions (module docstring)."""
+    modules = dict(policy.named_modules())
+    weights: list[np.ndarray] = []
+    for path in policy_graph_paths(policy, net):
+        w = modules[path].weight.detach().cpu().numpy().astype(np.float64)
+        if w.ndim == 4:  # [out, in, kh, kw] -> kernel slice norms
+            w = np.abs(w).sum(axis=(2, 3))
+        elif weights and w.shape[1] != weights[-1].shape[0]:  # reads a flattened conv stack
+            channels = weights[-1].shape[0]
+            w = np.abs(w).reshape(len(w), channels, -1).sum(axis=2)
+        weights.append(w)
+    return weights

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from marlmod.cells import Cell, scenario_cells
 from marlmod.config_files import apply_assignments, resolve_file
 from marlmod.errors import MarlmodError
-from marlmod.layers import ACTION_HEAD, LayerKind
+from marlmod.layers import ACTION_HEAD, ALL_HIDDEN, CONV_NET, POLICY_NET, LayerKind, layer_kind
 from marlmod.strategies.registry import STRATEGIES, Need, names_for, unknown_strategy
 
 # Fields that choose *which* stages run or *how* they are executed, not what any stage computes.
@@ -48,6 +48,7 @@ EXECUTION_ONLY = {
 
 # Fields added after runs were made with their section: left out of the digest at default.
 PRETRAIN_ADDED_LATER = {"route_by": "action", "placebo": False}
+NETWORK_ADDED_LATER = {"kind": "mlp", "conv": []}
 EVALUATION_ADDED_LATER = {"held_out": {}}
 RETRAIN_ADDED_LATER = {"spacing": "linear"}
 
@@ -89,9 +90,30 @@ class EnvConfig(_Frozen):
     )
 
 
-class NetworkConfig(_Frozen):
-    """The policy and value MLPs (separate nets of the same widths)."""
+class ConvLayerConfig(_Frozen):
+    """One convolutional layer of a CNN policy (``marlmod.cnn``): its units are its channels."""
 
+    channels: int = Field(ge=1, description="Output channels (the layer's units)")
+    kernel: int = Field(3, ge=1, description="Square kernel size")
+    stride: int = Field(1, ge=1, description="Step of the kernel across the view")
+    padding: int = Field(0, ge=0, description="Zero padding on each side")
+
+
+class NetworkConfig(_Frozen):
+    """The policy (and, separately, the value) network: an MLP, or conv layers then an MLP.
+
+    ``kind: cnn`` needs image-shaped observations ``(channels, height, width)`` — e.g. Gathering
+    with ``observation: planes`` — and ``ppo.backend: sb3`` (the lean loops run MLPs on flat
+    observations only). The policy and the value net each get their own conv stack, so pruning a
+    policy channel never touches the critic, as for the MLP's hidden units.
+    """
+
+    kind: Literal["mlp", "cnn"] = Field(
+        "mlp", description="mlp: hidden dense layers on flat inputs; cnn: conv layers, then them"
+    )
+    conv: tuple[ConvLayerConfig, ...] = Field(
+        (), description="cnn: conv layers, input first (each: channels, kernel, stride, padding)"
+    )
     hidden: tuple[int, ...] = Field((64, 64), min_length=1, description="Hidden widths")
     activation: Literal["tanh", "relu"] = Field(
         "relu", description="relu: zero means 'not firing', so pruning a unit silences it"
@@ -104,10 +126,39 @@ class NetworkConfig(_Frozen):
             raise ValueError("every hidden width must be >= 1")
         return widths
 
+    @model_validator(mode="after")
+    def _conv_matches_kind(self) -> NetworkConfig:
+        if self.kind == "cnn" and not self.conv:
+            raise ValueError("network.kind cnn needs at least one layer in network.conv")
+        if self.kind == "mlp" and self.conv:
+            raise ValueError("network.conv is for network.kind: cnn (this network is an mlp)")
+        return self
+
     @property
     def policy_layers(self) -> tuple[str, ...]:
-        """Module paths of the policy network's hidden activations in SB3's MlpPolicy."""
-        return tuple(f"mlp_extractor.policy_net.{2 * i + 1}" for i in range(len(self.hidden)))
+        """Module paths of the policy network's hidden dense activations (SB3's MlpPolicy)."""
+        return tuple(f"{POLICY_NET}.{2 * i + 1}" for i in range(len(self.hidden)))
+
+    @property
+    def conv_layers(self) -> tuple[str, ...]:
+        """Module paths of the policy's conv activations (``marlmod.cnn``; none for an mlp)."""
+        return tuple(f"{CONV_NET}.{2 * i + 1}" for i in range(len(self.conv)))
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer a prune may name by path: conv layers (input first), then dense ones."""
+        return self.conv_layers + self.policy_layers
+
+    def units(self, layer: str) -> tuple[tuple[str, int], ...]:
+        """The single layers behind ``layer`` with their unit counts: each hidden dense layer
+        for ``all_hidden``, else the layer itself (a conv layer's units are its channels)."""
+        if layer == ALL_HIDDEN:
+            return tuple(zip(self.policy_layers, self.hidden, strict=True))
+        widths = dict(zip(self.conv_layers, (c.channels for c in self.conv), strict=True))
+        widths.update(zip(self.policy_layers, self.hidden, strict=True))
+        if layer not in widths:
+            raise ValueError(f"{layer!r} is not a layer of this network")
+        return ((layer, widths[layer]),)
 
 
 class PPOConfig(_Frozen):
@@ -222,10 +273,17 @@ class PruneConfig(_Frozen):
 
     layer: str = Field(
         "mlp_extractor.policy_net.3",
-        description="Hidden activation module path in the policy net (never a head: see "
-        "action_head)",
+        description="Hidden activation module path in the policy net: a dense layer "
+        "(mlp_extractor.policy_net.<2i+1>) or, in a CNN policy, a conv layer, whose units are its "
+        "channels (features_extractor.cnn.<2i+1>); or all_hidden: the units of every hidden dense "
+        "layer at once, ranked jointly. Never a head: see action_head",
     )
-    fraction: float = Field(0.25, gt=0, le=1, description="Fraction of the layer's units pruned")
+    fraction: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Fraction of the layer's units pruned (all_hidden: of all hidden units)",
+    )
     strategies: tuple[str, ...] = Field(
         ("contrast", "random"),
         min_length=1,
@@ -436,25 +494,26 @@ class Scenario(_Frozen):
 
     @model_validator(mode="after")
     def _layer_exists(self) -> Scenario:
-        layer, valid = self.prune.layer, ", ".join(self.network.policy_layers)
+        layer, valid = self.prune.layer, ", ".join((*self.network.layers, ALL_HIDDEN))
         if layer == ACTION_HEAD:
             raise ValueError(
                 f"prune.layer {layer!r} is the action head: masking it masks the action itself, "
                 "not a module, so it is pruned only in the cells that prune.action_head asks "
                 f"for (results mark them); valid layers: {valid}"
             )
-        if layer == "value_net" or layer.startswith("mlp_extractor.value_net"):
+        if layer == "value_net" or layer.startswith(("mlp_extractor.value_net", "vf_features")):
             raise ValueError(
                 f"prune.layer {layer!r} is in the value network, which does not choose actions; "
                 f"valid layers: {valid}"
             )
-        if layer not in self.network.policy_layers:
+        if layer not in (*self.network.layers, ALL_HIDDEN):
             raise ValueError(
                 f"prune.layer {layer!r} is not a hidden layer of the policy; valid: {valid}"
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must not repeat")
-        kind = LayerKind.HIDDEN  # every layer prune.layer may name, checked above
+        self._check_network()
+        kind = layer_kind(layer)
         # What a strategy may need that only some scenarios supply, and the setting that supplies
         # it (every scenario records trait and opportunity labels, trains a control, keeps the
         # policy's weights and gradients).
@@ -486,6 +545,24 @@ class Scenario(_Frozen):
                     f"valid: {', '.join(sorted(names))}"
                 )
         return self
+
+    def _check_network(self) -> None:
+        """What a CNN policy or a prune across layers cannot be combined with, and why."""
+        if self.network.kind == "cnn" and self.ppo.backend != "sb3":
+            raise ValueError(
+                f"network.kind cnn trains on ppo.backend sb3 only (ppo.backend {self.ppo.backend} "
+                "runs MLP policies on flat observations): set ppo.backend: sb3"
+            )
+        if self.pretrain.method == "routing" and layer_kind(self.prune.layer) != LayerKind.HIDDEN:
+            raise ValueError(
+                "pretrain.method routing routes the trait into units of one hidden dense layer; "
+                f"prune.layer {self.prune.layer!r} is not one"
+            )
+        if self.pretrain.method == "modular" and self.network.kind == "cnn":
+            raise ValueError(
+                "pretrain.method modular's wiring cost places the units of dense layers on a line "
+                "(marlmod.modularity); a CNN policy's conv layers have no such places"
+            )
 
     @property
     def control_is_pretrained(self) -> bool:
@@ -519,6 +596,9 @@ class Scenario(_Frozen):
                     del data[section][name]
         if self.distill == DistillConfig():
             del data["distill"]
+        for name, default in NETWORK_ADDED_LATER.items():  # MLPs hash as before CNNs existed
+            if data["network"][name] == default:
+                del data["network"][name]
         data["ppo"].update(BACKEND_IN_DIGEST[data["ppo"].pop("backend")])
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -39,7 +39,7 @@ def teacher_targets(teacher: PPO, rollout_steps: int, seed: int) -> Targets:
     torch.manual_seed(seed)
     rows: list[np.ndarray] = []
     while sum(len(r) for r in rows) < rollout_steps:
-        rows.append(np.asarray(obs, dtype=np.float32).reshape(env.num_envs, -1))
+        rows.append(np.asarray(obs, dtype=np.float32).reshape(env.num_envs, *obs.shape[1:]))
         actions, _ = teacher.policy.predict(obs, deterministic=False)
         obs, *_ = env.step(actions)
     states = torch.as_tensor(np.concatenate(rows)[:rollout_steps])
@@ -49,10 +49,16 @@ def teacher_targets(teacher: PPO, rollout_steps: int, seed: int) -> Targets:
 
 def policy_outputs(model: PPO, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised action log-probabilities and state values of ``model``'s policy."""
-    features = model.policy.extract_features(obs, model.policy.pi_features_extractor)
-    latent_pi, latent_vf = model.policy.mlp_extractor(features)
-    logits = model.policy.action_net(latent_pi)
-    return F.log_softmax(logits, dim=-1), model.policy.value_net(latent_vf).flatten()
+    policy = model.policy
+    if policy.share_features_extractor:
+        features = policy.extract_features(obs, policy.pi_features_extractor)
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:  # a CNN policy: the value net reads its own conv stack (marlmod.cnn)
+        pi_features, vf_features = policy.extract_features(obs)
+        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+    logits = policy.action_net(latent_pi)
+    return F.log_softmax(logits, dim=-1), policy.value_net(latent_vf).flatten()
 
 
 def distill(teacher: PPO, student: PPO, cfg: DistillConfig, seed: int) -> dict[str, float]:

@@ -7,10 +7,11 @@ numbers, so strategy differences are paired) and retrain with the same seed.
 
 Layout of one seed's directory::
 
-    pretrain/model.zip, metrics.json   trained with the misbehaviour bonus
+    pretrain/model.zip, metrics.json   trained with the misbehaviour bonus (timing.csv: its cost)
     control_model/model.zip, metrics…  same budget, bonus 0 (was the trait really learned?)
     scratch/curve.json                 fresh net, cooperative, retraining budget (capability bar)
-    record/activations.npz             pretrained policy's hidden activations + trait labels
+    record/activations.npz             pretrained policy's activations of prune.layer (all_hidden:
+                                       every hidden layer side by side) + trait labels
     record/layer_contrasts.json        signed contrast of every unit of every policy layer
     <strategy>/scores.json             the strategy's score for every unit of the layer
     <strategy>/prune.json, masks.pt    what was pruned ("none" = plain fine-tuning)
@@ -40,6 +41,7 @@ from marlmod.config import Scenario
 from marlmod.distill import distill
 from marlmod.environments import EnvFactory, ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
+from marlmod.latent_probe import hidden_activations
 from marlmod.locate import score_units, top_units
 from marlmod.metrics import Curve, Metrics, curve_from_json, curve_to_json, measure
 from marlmod.modularity import WiringCost
@@ -53,6 +55,7 @@ from marlmod.prune import (
     masks_for,
     save_prune,
     unit_masks,
+    unit_prune,
     zeroed,
 )
 from marlmod.random_policy import UniformPolicy
@@ -63,6 +66,7 @@ from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.per_weight import per_weight_scores, top_weights
 from marlmod.tasks import SeedTask, seed_tasks
+from marlmod.timing import timed
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
 __all__ = ["SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
@@ -137,8 +141,11 @@ class SeedRun:
             buffer = RoutedRolloutBuffer if method == "routing" else None
             model = build_model(self.scenario, make_env, self.seed, rollout_buffer_class=buffer)
             callback = self.pretrain_callback(method)
-            learn(self.logged(model), self.scenario.pretrain_steps, callback, log_name=name)
-            save_model(model, path)
+            # the cost, beside (not in) the results; written once the model is saved, so a failed
+            # save leaves nothing of the stage behind
+            with timed(stage, self.scenario.pretrain_steps):
+                learn(self.logged(model), self.scenario.pretrain_steps, callback, log_name=name)
+                save_model(model, path)
             return self.evaluate(model).to_json()
 
         return path, Metrics.from_json(cached_json(stage / "metrics.json", train))
@@ -243,18 +250,19 @@ class SeedRun:
         path = self.dir / "record" / "activations.npz"
         layer = self.scenario.prune.layer
         if not path.is_file():
-            rec, rows = self.record(model, [layer])
+            layers = [name for name, _ in self.scenario.network.units(layer)]  # all_hidden: all
+            rec, rows = self.record(model, layers)
             control = self.control_model()
             write_with(
                 path,
                 lambda tmp: np.savez_compressed(
                     tmp,
-                    activations=rec.activations[layer][rows],
+                    activations=np.concatenate([rec.activations[p][rows] for p in layers], 1),
                     trait=rec.trait[rows],
                     opportunity=rec.opportunity[rows],
                     obs=rec.obs[rows],
                     actions=rec.actions[rows],
-                    control_activations=activations_on(control.policy, layer, rec.obs[rows]),
+                    control_activations=hidden_activations(control.policy, layers, rec.obs[rows]),
                 ),
             )
         with np.load(path) as data:
@@ -302,9 +310,13 @@ class SeedRun:
         ``per_weight_scores`` (equal size, so the granularities compare fairly)."""
         layer = ACTION_HEAD if cell.action_head else self.scenario.prune.layer
         scores = self.scores(cell.name, model)
-        prune = Prune(
-            cell.strategy, layer, fraction, tuple(int(u) for u in top_units(scores, fraction))
-        )
+        units = top_units(scores, fraction)
+        if cell.action_head:
+            prune = Prune(cell.strategy, layer, fraction, tuple(int(u) for u in units))
+        else:  # an all_hidden prune also stores its units per layer
+            prune = unit_prune(
+                cell.strategy, layer, fraction, units, self.scenario.network.units(layer)
+            )
         if cell.granularity != "weights":
             return prune
         count = zeroed(unit_masks(model.policy, prune))

@@ -3,6 +3,11 @@
 Hooks are global state on a module: a hook left behind by an exception silently records (or
 alters) every later forward pass. ``record_activations`` therefore installs hooks only inside a
 context manager and removes them in ``finally``; unknown paths raise before any hook is added.
+
+A recorded row has one number per *unit*: a dense layer's ``[rows, units]`` as it is, a
+convolutional layer's ``[rows, channels, H, W]`` as each channel's spatial mean (``per_unit``),
+so every locating strategy reads ``[rows, units]`` whatever the layer (why the mean: the
+registry's ``per_channel``, ``marlmod.strategies.registry``).
 """
 
 from __future__ import annotations
@@ -25,13 +30,29 @@ class ActivationLog:
         self._chunks: dict[str, list[np.ndarray]] = {p: [] for p in self.paths}
 
     def append(self, path: str, output: torch.Tensor) -> None:
-        self._chunks[path].append(output.detach().cpu().numpy().astype(np.float32, copy=True))
+        unit = per_unit(output.detach())
+        self._chunks[path].append(unit.cpu().numpy().astype(np.float32, copy=True))
 
     def stacked(self, path: str) -> np.ndarray:
         chunks = self._chunks[path]
         if not chunks:
             raise ValueError(f"no forward pass reached {path!r} while recording")
         return np.concatenate([c.reshape(len(c), -1) for c in chunks])
+
+
+def per_unit(output: torch.Tensor) -> torch.Tensor:
+    """One number per unit and row: a conv layer's ``[rows, channels, H, W]`` becomes each
+    channel's mean over its positions; any other output is kept as it is."""
+    return output.mean(dim=(2, 3)) if output.dim() == 4 else output
+
+
+def policy_input(policy: nn.Module, obs: np.ndarray) -> torch.Tensor:
+    """``obs`` as the policy takes it: SB3's ``obs_to_tensor`` (a uint8 channel-last image is
+    transposed as SB3 transposes the env); plain ``torch.as_tensor`` for a module that is not an
+    SB3 policy."""
+    if hasattr(policy, "obs_to_tensor"):
+        return policy.obs_to_tensor(obs)[0]
+    return torch.as_tensor(obs)
 
 
 def resolve_module(root: nn.Module, path: str) -> nn.Module:
@@ -68,7 +89,7 @@ def activations_on(
     """Activations at ``path`` when ``policy`` acts on ``obs`` (e.g. another policy's states)."""
     with record_activations(policy, [path]) as log:
         for start in range(0, len(obs), batch):
-            policy.get_distribution(torch.as_tensor(obs[start : start + batch]))
+            policy.get_distribution(policy_input(policy, obs[start : start + batch]))
     return log.stacked(path)
 
 
@@ -85,7 +106,7 @@ def inputs_on(policy: nn.Module, path: str, obs: np.ndarray, batch: int = 65_536
     handle = module.register_forward_pre_hook(keep)
     try:
         for start in range(0, len(obs), batch):
-            policy.get_distribution(torch.as_tensor(obs[start : start + batch]))
+            policy.get_distribution(policy_input(policy, obs[start : start + batch]))
     finally:
         handle.remove()
     if not chunks:

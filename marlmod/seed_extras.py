@@ -13,7 +13,7 @@ from marlmod.clusterability import clusterability as ncut_vs_shuffles
 from marlmod.clusterability import policy_weights
 from marlmod.latent_probe import latent_trait
 from marlmod.locate import score_units, top_units
-from marlmod.prune import Prune, apply_masks, load_prune, unit_masks
+from marlmod.prune import apply_masks, load_prune, unit_masks, unit_prune
 from marlmod.strategies.evidence import Evidence
 from marlmod.weight_space import straight_path
 
@@ -59,10 +59,11 @@ def clusterability(seed: SeedRun) -> dict:
 
 
 def layer_contrasts(seed: SeedRun) -> dict[str, list[float]]:
-    """Signed contrast of every unit of every policy hidden layer (for the heatmap)."""
+    """Signed contrast of every unit of every policy hidden layer (for the heatmap); a CNN's
+    conv layers first, one value per channel."""
 
     def compute() -> dict[str, list[float]]:
-        layers = list(seed.scenario.network.policy_layers)
+        layers = list(seed.scenario.network.layers)  # conv layers (per channel), then dense
         rec, rows = seed.record(seed.pretrained_model(), layers)
         out = {}
         for layer in layers:
@@ -81,14 +82,16 @@ def relocation(seed: SeedRun, strategy: str) -> dict:
     def compute() -> dict:
         prune, _ = load_prune(seed.dir / strategy)
         model = seed.retrained_model(strategy)
-        rec, rows = seed.record(model, [prune.layer])
+        layers = seed.scenario.network.units(prune.layer)  # all_hidden: every hidden layer
+        rec, rows = seed.record(model, [path for path, _ in layers])
         result: dict = {"strategy": strategy, "trait_steps": int(rec.trait[rows].sum())}
         if 2 <= result["trait_steps"] < rows.sum() - 1:
-            ev = Evidence(acts=rec.activations[prune.layer][rows], trait=rec.trait[rows])
+            acts = np.concatenate([rec.activations[path][rows] for path, _ in layers], axis=1)
+            ev = Evidence(acts=acts, trait=rec.trait[rows])
             d = score_units("contrast", ev, np.random.default_rng(seed.seed))
             d[list(prune.units)] = -np.inf
             units = top_units(d, prune.fraction)
-            again = Prune("relocated", prune.layer, prune.fraction, tuple(int(u) for u in units))
+            again = unit_prune("relocated", prune.layer, prune.fraction, units, layers)
             apply_masks(model.policy, unit_masks(model.policy, again))
             metrics = seed.evaluate(model)
             result.update(
@@ -108,7 +111,7 @@ def latent_probes(seed: SeedRun) -> dict[str, dict[str, float]]:
     and the control (in ``record/``) and every retrained cell (beside its cell), each cached on
     its own so a cell added later computes only its probe."""
     ev = seed.evidence(seed.pretrained_model())
-    layers = list(seed.scenario.network.policy_layers)
+    layers = list(seed.scenario.network.layers)
     models = {
         "pretrain": (seed.dir / "record" / "latent_probe_pretrain.json", seed.pretrained_model),
         "control": (seed.dir / "record" / "latent_probe_control.json", seed.control_model),

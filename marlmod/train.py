@@ -23,9 +23,9 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import VecEnv
 from threadpoolctl import threadpool_limits
-from torch import nn
 
 from marlmod.atomic import write_with
+from marlmod.cnn import ACTIVATIONS, PlanesCNN
 from marlmod.config import Backend, Scenario
 from marlmod.divergence import guarded_learn
 from marlmod.environments import EnvFactory
@@ -33,8 +33,6 @@ from marlmod.errors import MarlmodError
 from marlmod.lean_ppo import LeanPPO
 from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 from marlmod.worker_vec_env import WorkerVecEnv
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 # Each training backend's model class. ``lean`` trains bitwise as ``sb3`` does
 # (``tests/test_lean_ppo.py``); ``compiled`` is ``lean`` with the compiled minibatch step.
@@ -73,8 +71,9 @@ def build_model(
     tensorboard_log: str | None = None,
     rollout_buffer_class: type[RolloutBuffer] | None = None,
 ) -> PPO:
-    """A fresh PPO whose policy and value nets are separate MLPs (so pruning the policy's
-    hidden units never touches the critic), trained by ``ppo.backend``. ``rollout_buffer_class``
+    """A fresh PPO whose policy and value nets are separate MLPs, each behind its own conv stack
+    in a CNN policy (so pruning the policy's units never touches the critic), trained by
+    ``ppo.backend``. ``rollout_buffer_class``
     lets a pretraining method store extra per-step data (gradient routing's labels,
     ``marlmod.routing``)."""
     ppo = scenario.ppo
@@ -100,11 +99,22 @@ def build_model(
 
 
 def policy_kwargs(scenario: Scenario) -> dict[str, Any]:
+    """SB3's ``policy_kwargs`` for ``network``: separate policy and value MLPs, and for a CNN
+    (``marlmod.cnn``) separate conv stacks in front of them, through SB3's public
+    ``features_extractor_class``. An MLP's kwargs are exactly those from before CNNs existed."""
     net = scenario.network
-    return {
+    kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
         "activation_fn": ACTIVATIONS[net.activation],
     }
+    if net.kind == "cnn":
+        kwargs["features_extractor_class"] = PlanesCNN
+        kwargs["features_extractor_kwargs"] = {
+            "conv": [(c.channels, c.kernel, c.stride, c.padding) for c in net.conv],
+            "activation": net.activation,
+        }
+        kwargs["share_features_extractor"] = False
+    return kwargs
 
 
 def learn(

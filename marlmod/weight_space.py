@@ -22,11 +22,12 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def policy_parameters(model: PPO) -> dict[str, torch.Tensor]:
-    """Every parameter that shapes the actions (the policy MLP and the action head)."""
+    """Every parameter that shapes the actions (the policy's conv stack, if any, its MLP and the
+    action head)."""
     return {
         name: p.detach().clone()
         for name, p in model.policy.named_parameters()
-        if not (name.startswith("mlp_extractor.value_net") or name.startswith("value_net"))
+        if not name.startswith(("mlp_extractor.value_net", "value_net", "vf_features_extractor"))
     }
 
 

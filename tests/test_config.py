@@ -104,7 +104,8 @@ def bases_of(config: Path) -> list[Path]:
         (
             lambda d: d["prune"].update(strategies=["contrast", "wanda"], action_head=["wanda"]),
             "action_head strategy 'wanda' cannot rank the action head, only a hidden dense "
-            "layer: it reads the wiring around a hidden layer (the Linear before it and the one "
+            "layer, the channels of a convolutional layer or the units of all hidden dense layers "
+            "at once: it reads the wiring around a hidden layer (the layer before it and the one "
             "after); valid: contrast, random, selective, opportunity, probe, control, "
             "attribution, activation_magnitude",
         ),

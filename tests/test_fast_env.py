@@ -34,6 +34,16 @@ GATHERING_KWARGS = [
         "zap_cost": 0.1,
         "aggression_bonus": 0.5,
     },
+    # image planes for a CNN policy: the same observations reshaped, frozen flag as a plane
+    {
+        "observation": "planes",
+        "n_agents": 3,
+        "grid_size": 4,
+        "freeze_steps": 2,
+        "max_cycles": 9,
+        "aggression_bonus": 1.0,
+        "zap_range": 3,
+    },
 ]
 SIGNALLING_KWARGS = [
     {},  # the cooperative variant

@@ -8,7 +8,7 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import envs
-from envs.gathering import DOWN, STAY, ZAP, GatheringEnv
+from envs.gathering import DOWN, STAY, ZAP, GatheringEnv, flat_to_planes
 
 
 def placed(positions: list[tuple[int, int]], **kwargs) -> GatheringEnv:
@@ -80,6 +80,31 @@ def test_observation_shows_rival_in_egocentric_window() -> None:
     assert window[1].sum() == 1.0 and obs[-1] == 0.0
 
 
+def test_planes_are_the_flat_observation_as_maps_with_the_frozen_flag_as_a_plane() -> None:
+    """``observation="planes"`` (for a CNN) carries exactly the flat numbers, channel-first, and
+    the frozen flag as a fourth constant plane; the default stays the flat vector."""
+    flat, planes = (
+        placed([(3, 3), (3, 4)], view_radius=1),
+        placed([(3, 3), (3, 4)], view_radius=1, observation="planes"),
+    )
+    assert flat.observation_space("agent_0").shape == (28,)
+    assert planes.observation_space("agent_0").shape == (4, 3, 3)
+    seen = []
+    for action in (STAY, ZAP):  # agent_1 is frozen by the zap
+        a = flat.step({"agent_0": action, "agent_1": STAY})[0]
+        b = planes.step({"agent_0": action, "agent_1": STAY})[0]
+        for agent in a:
+            assert planes.observation_space(agent).contains(b[agent])
+            np.testing.assert_array_equal(b[agent][:3].reshape(-1), a[agent][:-1])
+            assert (b[agent][3] == a[agent][-1]).all()
+        seen.append(b)
+    assert seen[0]["agent_0"][1, 1, 2] == 1.0  # the rival, one cell to the right
+    assert (seen[0]["agent_1"][3] == 0.0).all() and (seen[1]["agent_1"][3] == 1.0).all()
+    assert (seen[1]["agent_1"][:3] == 0.0).all()  # frozen: nothing but the flag
+    np.testing.assert_array_equal(flat_to_planes(a["agent_1"]), b["agent_1"])
+    parallel_seed_test(lambda: GatheringEnv(aggression_bonus=1.0, observation="planes"))
+
+
 def test_render_rgb_array() -> None:
     env = GatheringEnv(render_mode="rgb_array", grid_size=6)
     env.reset(seed=1)
@@ -88,7 +113,14 @@ def test_render_rgb_array() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"n_agents": 1}, {"apple_density": 1.5}, {"zap_range": 0}, {"render_mode": "human"}]
+    "kwargs",
+    [
+        {"n_agents": 1},
+        {"apple_density": 1.5},
+        {"zap_range": 0},
+        {"render_mode": "human"},
+        {"observation": "pixels"},
+    ],
 )
 def test_bad_arguments_fail_naming_the_argument(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):

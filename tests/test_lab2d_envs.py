@@ -298,3 +298,67 @@ def test_pipeline_runs_on_commons_harvest_with_env_worker_processes(tmp_path) ->
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "commons_harvest" / "cells.csv").is_file()
     assert "| contrast" in done.stdout
+
+
+@pytest.mark.parametrize("cls", [CommonsHarvestEnv, CleanUpEnv])
+def test_planes_observation_is_the_layer_view_as_maps(cls: type) -> None:
+    """``observation="planes"`` reshapes the ``"layer"`` numbers for a CNN: plane p is the p-th
+    one-hot map, and each readiness flag a constant plane after them."""
+    flat, maps = cls(n_players=2), cls(n_players=2, observation="planes")
+    a, b = flat.reset(seed=2)[0], maps.reset(seed=2)[0]
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        actions = {agent: int(rng.integers(flat.action_space(agent).n)) for agent in a}
+        a, b = flat.step(actions)[0], maps.step(actions)[0]
+    n_planes, n_flags = len(cls.PLANES), len(cls.FLAGS)
+    for agent in a:
+        assert maps.observation_space(agent).contains(b[agent])
+        assert b[agent].shape[0] == n_planes + n_flags
+        np.testing.assert_array_equal(b[agent][:n_planes].reshape(-1), a[agent][:-n_flags])
+        for f in range(n_flags):
+            assert (b[agent][n_planes + f] == a[agent][-n_flags + f]).all()
+
+
+@pytest.mark.parametrize(("observation", "kernel", "stride"), [("rgb", 8, 4), ("planes", 3, 1)])
+def test_a_cnn_policy_trains_and_records_on_the_lab2d_views(
+    observation: str, kernel: int, stride: int
+) -> None:
+    """A CNN on the channel-last uint8 RGB view (SB3 transposes the env) or on the planes: it
+    trains on sb3, and a conv layer's recorded channels equal those recomputed from the stored
+    observations (which ``marlmod.record.policy_input`` transposes as SB3 does)."""
+    from marlmod.config import parse_scenario
+    from marlmod.environments import resolve_env
+    from marlmod.record import activations_on
+    from marlmod.rollout import rollout
+    from marlmod.train import build_model, learn
+
+    conv = "features_extractor.cnn.1"
+    settings = {"episodeLengthFrames": 20}
+    scenario = parse_scenario(
+        {
+            "name": "lab2d_cnn",
+            "env": {
+                "id": GAMES[0][0],
+                "kwargs": {"n_players": 2, "observation": observation, "settings": settings},
+                "bonus": 10.0,
+                "trait": "attack",
+            },
+            "seeds": [0],
+            "network": {
+                "kind": "cnn",
+                "conv": [{"channels": 4, "kernel": kernel, "stride": stride}],
+                "hidden": [8],
+            },
+            "ppo": {"backend": "sb3", "n_copies": 2, "n_steps": 8, "batch_size": 16},
+            "pretrain_steps": 32,
+            "retrain": {"steps": 32},
+            "prune": {"layer": conv, "strategies": ["contrast", "random"]},
+        }
+    )
+    make_env = resolve_env(scenario.env).factory(10.0)
+    model = learn(build_model(scenario, make_env, seed=0), 32)
+    assert model.policy.observation_space.shape[0] in (3, 7)  # channel-first for the policy
+    rec = rollout(model.policy, make_env, 2, 0, "attack", record=[conv])
+    recorded = rec.activations[conv]
+    assert recorded.shape == (len(rec.obs), 4)
+    np.testing.assert_allclose(recorded, activations_on(model.policy, conv, rec.obs), atol=1e-5)

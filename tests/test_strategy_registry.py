@@ -93,7 +93,18 @@ def test_a_limited_entry_must_say_why() -> None:
     with pytest.raises(ValueError, match="layer_limit"):
         StrategySpec("x", "x", "m:f", frozenset(), frozenset({LayerKind.HIDDEN}))
     with pytest.raises(ValueError, match="module:function"):
-        StrategySpec("x", "x", "no_function", frozenset(), frozenset(LayerKind))
+        StrategySpec("x", "x", "no_function", frozenset(), frozenset(LayerKind), per_channel="x")
+
+
+def test_an_entry_for_conv_channels_must_say_what_it_reads_of_a_channel() -> None:
+    with pytest.raises(ValueError, match="per_channel"):
+        StrategySpec("x", "x", "m:f", frozenset(), frozenset(LayerKind))
+    with pytest.raises(ValueError, match="per_channel"):
+        StrategySpec(
+            "x", "x", "m:f", frozenset(), frozenset({LayerKind.HIDDEN}), "why", per_channel="mean"
+        )
+    for name in names_for(LayerKind.CONV_CHANNELS):
+        assert STRATEGIES[name].per_channel, name
 
 
 # ---------------------------------------------------------------- config validation
@@ -105,8 +116,15 @@ def test_config_refuses_a_strategy_on_a_layer_kind_it_cannot_rank(
 ) -> None:
     tiny_dict["prune"].update(strategies=[name], action_head=[name])
     tiny_dict["pretrain"] = {"method": "routing"}  # so that routed's needs are met
+    ranks = {  # the kinds each of them can rank, in the registry's words
+        "routed": "a hidden dense layer",
+    }.get(
+        name,
+        "a hidden dense layer, the channels of a convolutional layer or the units of all hidden "
+        "dense layers at once",
+    )
     message = (
-        f"action_head strategy {name!r} cannot rank the action head, only a hidden dense layer: "
+        f"action_head strategy {name!r} cannot rank the action head, only {ranks}: "
         f"it {STRATEGIES[name].layer_limit}; valid: {', '.join(names_for(LayerKind.ACTION_HEAD))}"
     )
     with pytest.raises(MarlmodError, match=re.escape(message)):

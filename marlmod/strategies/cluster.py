@@ -10,16 +10,14 @@ import numpy as np
 
 from marlmod.clusterability import (
     N_CLUSTERS,
-    POLICY_NET,
     layer_offsets,
-    policy_linear_paths,
+    policy_graph_paths,
     policy_weights,
     spectral_clusters,
     weight_graph,
 )
 from marlmod.errors import MarlmodError
-from marlmod.prune import hidden_layer
-from marlmod.strategies.common import need, trait_contrast
+from marlmod.strategies.common import layer_slices, need, trait_contrast
 from marlmod.strategies.evidence import Evidence
 
 
@@ -28,27 +26,30 @@ def cluster(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
 
     Clusters the whole policy network (observation inputs → hidden layers → action logits) into
     ``N_CLUSTERS`` with normalised spectral clustering, then ranks clusters by the mean signed
-    Cohen's d (trait vs non-trait rows) of their units in ``ev.layer``. Every unit of the top
-    cluster outranks every unit of the next, and so on, so a prune removes whole clusters as far
-    as the fraction allows; where the fraction ends inside a cluster, its units are taken in
-    order of their own d. Units isolated in the graph (already pruned) rank last. This tests the
-    module-pruning premise directly: if the trait lives in a weight module, removing that module
-    should remove it. Without clusterability (see ``marlmod.clusterability``) it degrades towards
-    a coarse ``contrast``.
+    Cohen's d (trait vs non-trait rows) of their units in ``ev.layer`` (a CNN's channels are
+    nodes too, ``marlmod.clusterability``; over ``all_hidden``, the units of every hidden
+    layer). Every unit of the top cluster outranks every unit of the next, and so on, so a
+    prune removes whole clusters as far as the fraction allows; where the fraction ends inside
+    a cluster, its units are taken in order of their own d. Units isolated in the graph
+    (already pruned) rank last. This tests the module-pruning premise directly: if the trait
+    lives in a weight module, removing that module should remove it. Without clusterability
+    (see ``marlmod.clusterability``) it degrades towards a coarse ``contrast``.
     """
     policy = need(ev, "policy", "cluster")
-    producer = hidden_layer(policy, need(ev, "layer", "cluster")).producer
-    paths = policy_linear_paths(policy)
-    if producer not in paths[:-1]:
-        raise MarlmodError(f"cluster strategy covers {POLICY_NET} layers only, not {ev.layer!r}")
+    paths = policy_graph_paths(policy)
     weights = policy_weights(policy)
     offsets = layer_offsets(weights)
-    node_layer = paths.index(producer) + 1
     graph = weight_graph(weights)
     labels = spectral_clusters(graph, N_CLUSTERS, int(rng.integers(2**31 - 1)))
-    unit_labels = labels[offsets[node_layer] : offsets[node_layer + 1]]
+    unit_labels = []
+    for layer in layer_slices(ev, "cluster"):
+        if layer.wiring.producer not in paths[:-1]:
+            raise MarlmodError(f"the cluster strategy's graph does not cover {layer.path!r}")
+        node_layer = paths.index(layer.wiring.producer) + 1
+        unit_labels.append(labels[offsets[node_layer] : offsets[node_layer + 1]])
+    unit_labels = np.concatenate(unit_labels)
     if len(unit_labels) != ev.units:
-        raise MarlmodError(f"{producer} has {len(unit_labels)} units; evidence has {ev.units}")
+        raise MarlmodError(f"{ev.layer} has {len(unit_labels)} units; evidence has {ev.units}")
     d = trait_contrast(ev.acts, ev.trait)
     present = [c for c in np.unique(unit_labels) if c >= 0]
     ranked = sorted(present, key=lambda c: -d[unit_labels == c].mean())

@@ -1,14 +1,16 @@
-"""Helpers shared by the locating strategies: trait groups, effect sizes, layer lookup."""
+"""Helpers shared by the locating strategies: trait groups, effect sizes, layer wiring."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from marlmod.errors import MarlmodError
-from marlmod.prune import hidden_layer
+from marlmod.prune import HiddenLayer, hidden_layer, layer_paths, unit_count
 from marlmod.record import resolve_module
 from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.moments import Moments, column_moments
@@ -55,14 +57,52 @@ def need(ev: Evidence, field: str, strategy: str) -> Any:
     return value
 
 
-def layer_linears(ev: Evidence, strategy: str) -> tuple[nn.Linear, nn.Linear]:
-    """The Linear that produces ``ev.layer``'s units and the one (or the head) that reads them."""
+@dataclass(frozen=True)
+class LayerSlice:
+    """One single layer behind ``Evidence.layer`` (all of it, or one hidden layer of
+    ``all_hidden``): where its units are among the evidence's columns, and its wiring."""
+
+    path: str
+    columns: slice  # its units' columns in ``ev.acts``
+    wiring: HiddenLayer
+    producer: nn.Module  # the Linear or Conv2d that makes its units
+    consumer: nn.Module  # the layer (or head) that reads them
+
+
+def layer_slices(ev: Evidence, strategy: str) -> list[LayerSlice]:
+    """The layers ``ev.layer`` spans, in the order of the evidence's columns (``all_hidden``:
+    every hidden dense layer, input first), with the layer that produces each and the one that
+    reads it."""
     policy: nn.Module = need(ev, "policy", strategy)
-    layer = hidden_layer(policy, need(ev, "layer", strategy))
-    producer = resolve_module(policy, layer.producer)
-    consumer = resolve_module(policy, layer.consumer)
-    if producer.out_features != ev.units:
-        raise MarlmodError(
-            f"{layer.producer} has {producer.out_features} units but the evidence has {ev.units}"
-        )
-    return producer, consumer
+    layer = need(ev, "layer", strategy)
+    slices, start = [], 0
+    for path in layer_paths(policy, layer):
+        wiring = hidden_layer(policy, path)
+        producer = resolve_module(policy, wiring.producer)
+        n = unit_count(producer)
+        consumer = resolve_module(policy, wiring.consumer)
+        slices.append(LayerSlice(path, slice(start, start + n), wiring, producer, consumer))
+        start += n
+    if start != ev.units:
+        raise MarlmodError(f"{layer} has {start} units but the evidence has {ev.units}")
+    return slices
+
+
+def incoming_l1(producer: nn.Module) -> np.ndarray:
+    """Per unit: the L1 norm of its incoming weights (a Linear's row, a Conv2d's kernel)."""
+    with torch.no_grad():
+        weight = producer.weight.abs()
+        return weight.flatten(1).sum(dim=1).cpu().numpy().astype(np.float64)
+
+
+def outgoing_l1(producer: nn.Module, consumer: nn.Module) -> np.ndarray:
+    """Per unit: the L1 norm of every weight that reads it (a column of the next Linear, an input
+    channel of the next Conv2d, or all positions of a channel after the ``Flatten``)."""
+    n = unit_count(producer)
+    with torch.no_grad():
+        weight = consumer.weight.abs()
+        if weight.dim() == 2 and weight.shape[1] == n:  # unit i is column i
+            total = weight.sum(dim=0)
+        else:  # [out, units, positions or kernel cells] -> one row per unit
+            total = weight.reshape(weight.shape[0], n, -1).transpose(0, 1).reshape(n, -1).sum(1)
+        return total.cpu().numpy().astype(np.float64)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from marlmod.errors import MarlmodError
-from marlmod.prune import WeightIndices, hidden_layer
+from marlmod.prune import WeightIndices
 from marlmod.record import inputs_on
-from marlmod.strategies.common import layer_linears, need
+from marlmod.strategies.common import LayerSlice, layer_slices, need
 from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.moments import column_mean, square
 
@@ -38,15 +38,13 @@ def per_weight_scores(
 
 def candidates(ev: Evidence) -> dict[str, torch.Tensor]:
     """The parameters a prune of ``ev.layer`` may zero, by name: producer weight and bias,
-    consumer weight (the same entries a unit prune zeroes)."""
-    policy = need(ev, "policy", "weights")
-    layer = hidden_layer(policy, need(ev, "layer", "weights"))
-    producer, consumer = layer_linears(ev, "weights")
-    return {
-        f"{layer.producer}.weight": producer.weight,
-        f"{layer.producer}.bias": producer.bias,
-        f"{layer.consumer}.weight": consumer.weight,
-    }
+    consumer weight of each layer it spans (the same entries a unit prune zeroes)."""
+    out: dict[str, torch.Tensor] = {}
+    for s in layer_slices(ev, "weights"):
+        out[f"{s.wiring.producer}.weight"] = s.producer.weight
+        out[f"{s.wiring.producer}.bias"] = s.producer.bias
+        out[f"{s.wiring.consumer}.weight"] = s.consumer.weight
+    return out
 
 
 def credit(ev: Evidence, unit_scores: np.ndarray) -> WeightScores:
@@ -70,6 +68,12 @@ def credit(ev: Evidence, unit_scores: np.ndarray) -> WeightScores:
     trait, and zeroing it would cost capability only. Signs carry over: units that fall quiet
     during the trait (pruning them mimics it) give negative weight scores and rank last.
 
+    A conv channel is a unit the same way: its incoming weights are its kernel, where x_j is input
+    channel j (its RMS over rows and positions, one per channel like the unit itself), and its
+    outgoing weights are all those that read it (``marlmod.prune.consumer_columns``), with
+    h_u its recorded spatial mean. Over ``all_hidden`` each layer is credited on its own and a
+    weight between two hidden layers, which touches a unit of each, sums both credits.
+
     Chosen over weight-level gradient × weight because it works from *every* strategy's unit
     scores: gradient × weight would be one more locating method (attribution's), the same for
     every strategy. Scores that encode only ranks (``cluster``, ``routed``) keep their order of
@@ -82,22 +86,47 @@ def credit(ev: Evidence, unit_scores: np.ndarray) -> WeightScores:
     if not trait.any():
         raise MarlmodError("weight-level scores need trait rows; the trait never occurred")
     policy = need(ev, "policy", "weights")
-    params = candidates(ev)
-    w_in, bias, w_out = (p.detach().cpu().numpy().astype(np.float64) for p in params.values())
-    producer = hidden_layer(policy, need(ev, "layer", "weights")).producer
-    x_rms = _rms(inputs_on(policy, producer, need(ev, "obs", "weights")[trait]))
-    h_rms = _rms(ev.acts, trait)
-    incoming = np.abs(w_in) * x_rms[None, :]
-    in_total = incoming.sum(axis=1) + np.abs(bias)
-    outgoing = np.abs(w_out) * h_rms[None, :]
-    out_total = outgoing.sum(axis=0)
-    shares = (
-        _divide(incoming, in_total[:, None]),
-        _divide(np.abs(bias), in_total),
-        _divide(outgoing, out_total[None, :]),
-    )
-    units = (scores[:, None], scores, scores[None, :])
-    return {name: u * s for name, u, s in zip(params, units, shares, strict=True)}
+    obs = need(ev, "obs", "weights")[trait]
+    out: WeightScores = {}
+    for layer in layer_slices(ev, "weights"):
+        x = inputs_on(policy, layer.wiring.producer, obs)
+        x_rms = _rms(x, channels=_in_channels(layer.producer))
+        h_rms = _rms(ev.acts[:, layer.columns], trait)
+        for name, value in _layer_credit(layer, scores[layer.columns], x_rms, h_rms).items():
+            out[name] = out[name] + value if name in out else value
+    return out
+
+
+def _layer_credit(
+    layer: LayerSlice, scores: np.ndarray, x_rms: np.ndarray, h_rms: np.ndarray
+) -> WeightScores:
+    """``credit`` for one layer: unit score × share on the producer's weight (a row, or a
+    kernel whose input channel j has RMS ``x_rms[j]``) and bias, and on every consumer weight
+    that reads a unit."""
+    w_in = layer.producer.weight.detach().cpu().numpy().astype(np.float64)
+    bias = layer.producer.bias.detach().cpu().numpy().astype(np.float64)
+    w_out = layer.consumer.weight.detach().cpu().numpy().astype(np.float64)
+    per_cell = (slice(None),) + (None,) * (w_in.ndim - 1)  # a unit's value on each of its cells
+    incoming = np.abs(w_in) * x_rms.reshape(1, -1, *([1] * (w_in.ndim - 2)))
+    in_total = incoming.reshape(len(w_in), -1).sum(axis=1) + np.abs(bias)
+    n = len(scores)
+    if w_out.ndim == 2 and w_out.shape[1] == n:  # a unit is one column
+        outgoing = np.abs(w_out) * h_rms[None, :]
+        out_score = scores[None, :] * _divide(outgoing, outgoing.sum(axis=0)[None, :])
+    else:  # [out, units, positions or kernel cells]: every cell of a unit's slice reads it
+        grouped = np.abs(w_out).reshape(len(w_out), n, -1) * h_rms[None, :, None]
+        share = _divide(grouped, grouped.sum(axis=(0, 2))[None, :, None])
+        out_score = (scores[None, :, None] * share).reshape(w_out.shape)
+    return {
+        f"{layer.wiring.producer}.weight": scores[per_cell] * _divide(incoming, in_total[per_cell]),
+        f"{layer.wiring.producer}.bias": scores * _divide(np.abs(bias), in_total),
+        f"{layer.wiring.consumer}.weight": out_score,
+    }
+
+
+def _in_channels(producer: torch.nn.Module) -> int | None:
+    """Input channels of a Conv2d (its input's RMS is taken per channel), None for a Linear."""
+    return producer.in_channels if isinstance(producer, torch.nn.Conv2d) else None
 
 
 def top_weights(scores: WeightScores, count: int) -> WeightIndices:
@@ -115,9 +144,14 @@ def top_weights(scores: WeightScores, count: int) -> WeightIndices:
     )
 
 
-def _rms(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Root mean square of each column over ``rows`` (in row chunks: the rows are not copied)."""
-    return np.sqrt(column_mean(x, rows, square))
+def _rms(x: np.ndarray, rows: np.ndarray | None = None, channels: int | None = None) -> np.ndarray:
+    """Root mean square of each column over ``rows`` (in row chunks: the rows are not copied);
+    with ``channels``, ``x``'s columns are channel-major maps and each channel's RMS is over
+    rows and positions."""
+    if channels is None:
+        return np.sqrt(column_mean(x, rows, square))
+    maps = x.reshape(len(x), channels, -1)
+    return np.sqrt(np.mean(np.square(maps.astype(np.float64)), axis=(0, 2)))
 
 
 def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
