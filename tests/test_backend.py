@@ -13,6 +13,7 @@ import torch
 from stable_baselines3 import PPO
 
 import marlmod.config
+import marlmod.config_sections
 from marlmod.config import DEFAULT_BACKEND, load_scenario, parse_scenario
 from marlmod.config_files import resolve_file
 from marlmod.environments import resolve_env
@@ -62,7 +63,7 @@ def test_old_run_configs_keep_their_backend_whatever_the_default(
 ) -> None:
     """A run.json from before ``ppo.backend`` names ``compile`` (or nothing): it re-reads as the
     backend that trained it, not as today's default."""
-    monkeypatch.setattr(marlmod.config, "DEFAULT_BACKEND", "compiled")
+    monkeypatch.setattr(marlmod.config_sections, "DEFAULT_BACKEND", "compiled")
     monkeypatch.setattr("marlmod.compiled_update.cpp_compiler", lambda: "g++")
     for config, run in committed_runs():
         info, scenario = json.loads(run.read_text()), load_scenario(config)
@@ -99,7 +100,7 @@ def test_a_default_compiled_falls_back_to_lean_without_a_compiler(
     tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     del tiny_dict["ppo"]["backend"]  # the tiny config pins one
-    monkeypatch.setattr(marlmod.config, "DEFAULT_BACKEND", "compiled")
+    monkeypatch.setattr(marlmod.config_sections, "DEFAULT_BACKEND", "compiled")
     monkeypatch.setattr("marlmod.compiled_update.cpp_compiler", lambda: "g++")
     compiled = parse_scenario(tiny_dict)
     assert compiled.ppo.backend == "compiled"
@@ -113,8 +114,8 @@ def test_a_default_compiled_falls_back_to_lean_without_a_compiler(
 
 def test_the_fallback_warns_in_one_line_once_per_process() -> None:
     script = (
-        "import marlmod.config as c, marlmod.compiled_update as u\n"
-        "c.DEFAULT_BACKEND = 'compiled'\n"
+        "import marlmod.config as c, marlmod.config_sections as s, marlmod.compiled_update as u\n"
+        "s.DEFAULT_BACKEND = 'compiled'\n"
         "u.cpp_compiler = lambda: None\n"
         "from tests.conftest import TINY\n"
         "unset = {**TINY, 'ppo': {k: v for k, v in TINY['ppo'].items() if k != 'backend'}}\n"
