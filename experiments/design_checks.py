@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from marlmod.config import parse_scenario
-from marlmod.pipeline import RECORD_SEED_OFFSET, SeedRun
+from marlmod.pipeline import SeedRun
 from marlmod.prune import Prune, apply_masks, unit_masks
 from marlmod.rollout import rollout
+from marlmod.seed_locate import RECORD_SEED_OFFSET
 from marlmod.train import limit_threads, load_model
 
 UNITS = 16

@@ -9,7 +9,7 @@ Layout of one seed's directory::
 
     pretrain/model.zip, metrics.json   trained with the misbehaviour bonus (timing.csv: its cost)
     control_model/model.zip, metrics…  same budget, bonus 0 (was the trait really learned?)
-    scratch/curve.json                 fresh net, cooperative, retraining budget (capability bar)
+    scratch/curve.json, model.zip      fresh net, cooperative, retraining budget (capability bar)
     record/activations.npz             pretrained policy's activations of prune.layer (all_hidden:
                                        every hidden layer side by side) + trait labels
     record/layer_contrasts.json        signed contrast of every unit of every policy layer
@@ -19,19 +19,26 @@ Layout of one seed's directory::
     <strategy>~released/…              the same prune retrained with masks released
     <strategy>~weights/…               the same number of individual weights pruned instead
     <strategy>~action_head/…           action logits ranked and masked (marked: not a module)
+    <strategy>~distilled/…             the prune distilled into a fresh net (distillation.json)
+    none~early_stopped/…               fine-tuning stopped when the trait stops falling
     <strategy>/sweep.json              trait and capability right after pruning, per fraction
     <strategy>/relocation.json         the trait re-located on the retrained model and pruned again
     clusterability.json                n-cut of pretrained and control nets vs shuffled copies
     random_policy/metrics.json         uniformly random actions, same episodes (capability floor)
+    relearn/<model>/<start>_lr<r>.json a relearning attack on a cell, control_model or scratch
+    <cell>/latent_probe.json           how well its hidden layers still encode the trait decision
+    record/latent_probe_<model>.json   the same for the pretrained and control models
+    <cell>/weight_space.json           distance from the pretrained weights, and the path between
+
+The locate and prune stages live in ``marlmod.seed_locate``; the analyses beside the cells in
+``marlmod.seed_extras``; the relearning attacks in ``marlmod.relearn``.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -41,41 +48,29 @@ from marlmod.config import Scenario
 from marlmod.distill import distill
 from marlmod.environments import EnvFactory, ResolvedEnv, resolve_env
 from marlmod.errors import MarlmodError
-from marlmod.latent_probe import hidden_activations
-from marlmod.locate import score_units, top_units
 from marlmod.metrics import Curve, Metrics, curve_from_json, curve_to_json, measure
 from marlmod.modularity import WiringCost
 from marlmod.prune import (
-    ACTION_HEAD,
     HoldMasks,
     Masks,
-    Prune,
     apply_masks,
     load_prune,
-    masks_for,
-    save_prune,
-    unit_masks,
-    unit_prune,
     zeroed,
 )
 from marlmod.random_policy import UniformPolicy
-from marlmod.record import activations_on
 from marlmod.retrain import train_early_stopped, train_with_curve
-from marlmod.rollout import Rollout, rollout
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
-from marlmod.strategies.evidence import Evidence
-from marlmod.strategies.per_weight import per_weight_scores, top_weights
+from marlmod.seed_locate import LocateAndPrune
 from marlmod.tasks import SeedTask, seed_tasks
 from marlmod.timing import timed
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
 
 __all__ = ["SeedRun", "run_seed", "run_shared", "run_task", "seed_tasks"]
 EVAL_SEED_OFFSET = 10_000
-RECORD_SEED_OFFSET = 20_000
 VALIDATION_SEED_OFFSET = 30_000  # early stopping watches these episodes, never scored
 
 
-class SeedRun:
+class SeedRun(LocateAndPrune):
     """All stages of one seed, each cached on disk (``marlmod.atomic.cached_json``)."""
 
     def __init__(
@@ -228,114 +223,6 @@ class SeedRun:
         if not (stage / "model.zip").is_file():  # runs made before the model was kept
             (stage / "curve.json").unlink(missing_ok=True)
         return curve_from_json(cached_json(stage / "curve.json", train))
-
-    # ---------------------------------------------------------------- locate and prune
-    def record(self, model: PPO, layers: list[str]) -> tuple[Rollout, np.ndarray]:
-        """Activations of ``layers`` on the misbehaving env's recording episodes, and the rows of
-        agents that can show the trait (``env.trait_role``)."""
-        rec = rollout(
-            model.policy,
-            self.aggressive,
-            self.scenario.record_episodes,
-            RECORD_SEED_OFFSET + self.seed,
-            self.trait,
-            self.scenario.evaluation.deterministic,
-            record=layers,
-        )
-        return rec, rec.rows_of(self.scenario.env.trait_role)
-
-    def evidence(self, model: PPO) -> Evidence:
-        """Activations of the pruned layer on the pretrained policy's own rollouts, with labels,
-        inputs, actions and the control policy's activations on the same inputs."""
-        path = self.dir / "record" / "activations.npz"
-        layer = self.scenario.prune.layer
-        if not path.is_file():
-            layers = [name for name, _ in self.scenario.network.units(layer)]  # all_hidden: all
-            rec, rows = self.record(model, layers)
-            control = self.control_model()
-            write_with(
-                path,
-                lambda tmp: np.savez_compressed(
-                    tmp,
-                    activations=np.concatenate([rec.activations[p][rows] for p in layers], 1),
-                    trait=rec.trait[rows],
-                    opportunity=rec.opportunity[rows],
-                    obs=rec.obs[rows],
-                    actions=rec.actions[rows],
-                    control_activations=hidden_activations(control.policy, layers, rec.obs[rows]),
-                ),
-            )
-        with np.load(path) as data:
-            return Evidence(
-                acts=data["activations"],
-                trait=data["trait"],
-                opportunity=data["opportunity"],
-                obs=data["obs"],
-                actions=data["actions"],
-                control_acts=data["control_activations"],
-                policy=model.policy,
-                layer=layer,
-                routed_units=self.routed_units(),
-            )
-
-    def head_evidence(self, model: PPO) -> Evidence:
-        """Evidence about the action head: the pretrained and the control policy's logits on the
-        recorded states (recomputed from the stored observations: the same forward pass)."""
-        ev = self.evidence(model)
-        control = self.control_model()
-        return replace(
-            ev,
-            acts=activations_on(model.policy, ACTION_HEAD, ev.obs),
-            control_acts=activations_on(control.policy, ACTION_HEAD, ev.obs),
-            layer=ACTION_HEAD,
-            routed_units=None,
-        )
-
-    def scores(self, name: str, model: PPO) -> np.ndarray:
-        """Unit scores of cell ``name``'s strategy (cached): the prune and the sweep read them.
-        An action-head cell scores the logits; every other cell the hidden layer's units."""
-        cell = Cell.parse(name)
-        name = cell.name if cell.action_head else cell.strategy
-
-        def score() -> list[float]:
-            rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
-            ev = self.head_evidence(model) if cell.action_head else self.evidence(model)
-            return score_units(cell.strategy, ev, rng).tolist()
-
-        return np.asarray(cached_json(self.dir / name / "scores.json", score), dtype=np.float64)
-
-    def build_prune(self, cell: Cell, model: PPO, fraction: float) -> Prune:
-        """What ``cell`` removes at ``fraction``: the top units (or logits) by its strategy's
-        scores, or as many individual weights as that unit prune zeroes, the top by
-        ``per_weight_scores`` (equal size, so the granularities compare fairly)."""
-        layer = ACTION_HEAD if cell.action_head else self.scenario.prune.layer
-        scores = self.scores(cell.name, model)
-        units = top_units(scores, fraction)
-        if cell.action_head:
-            prune = Prune(cell.strategy, layer, fraction, tuple(int(u) for u in units))
-        else:  # an all_hidden prune also stores its units per layer
-            prune = unit_prune(
-                cell.strategy, layer, fraction, units, self.scenario.network.units(layer)
-            )
-        if cell.granularity != "weights":
-            return prune
-        count = zeroed(unit_masks(model.policy, prune))
-        rng = np.random.default_rng([self.seed, zlib.crc32(cell.name.encode())])
-        weights = per_weight_scores(cell.strategy, self.evidence(model), scores, rng)
-        return Prune(cell.strategy, layer, fraction, (), "weights", top_weights(weights, count))
-
-    def prune_for(self, name: str, model: PPO, fraction: float | None = None) -> Masks | None:
-        """Masks of cell ``name`` at the scenario's fraction (stored), or at ``fraction``."""
-        cell = Cell.parse(name).prune_cell
-        if not cell.pruned:
-            return None
-        if fraction is not None:
-            return masks_for(model.policy, self.build_prune(cell, model, fraction))
-        stage = self.dir / cell.name
-        if not (stage / "prune.json").is_file():
-            prune = self.build_prune(cell, model, self.scenario.prune.fraction)
-            save_prune(prune, masks_for(model.policy, prune), stage)
-        return load_prune(stage)[1]
 
     # ---------------------------------------------------------------- retrain and score
     def logged(self, model: PPO) -> PPO:
