@@ -241,7 +241,13 @@ def plot_relearn(curves: pd.DataFrame, attacks: pd.DataFrame, target: Path) -> N
     cols = min(4, max(1, len(panels)))
     rows = max(1, -(-len(panels) // cols))
     fig, axes = plt.subplots(
-        rows, cols, figsize=(3.4 * cols, 2.6 * rows), sharex=True, sharey=True, squeeze=False
+        rows,
+        cols,
+        figsize=(3.4 * cols, 2.6 * rows + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
     )
     threshold = attacks.half_threshold.mean()
     for ax, key in zip(axes.flat, panels, strict=False):
@@ -251,7 +257,9 @@ def plot_relearn(curves: pd.DataFrame, attacks: pd.DataFrame, target: Path) -> N
             & (chosen.masks == key.masks)
         ]
         _mean_band(ax, control, "grey", "control model", linestyle="--")
-        _mean_band(ax, group, "C3", key.target)
+        _mean_band(ax, group, "tab:red", key.target)
+        first = group.steps[group.steps > 0].min() if (group.steps > 0).any() else 1
+        ax.set_xscale("symlog", linthresh=first)  # evaluations dense early (geometric spacing)
         ax.axhline(threshold, color="k", linewidth=0.6, linestyle=":")
         masks = "" if key.masks == "held" else ", masks released"
         ax.set_title(f"{key.target}\n(from {key.start}{masks})", fontsize=8)
@@ -265,7 +273,6 @@ def plot_relearn(curves: pd.DataFrame, attacks: pd.DataFrame, target: Path) -> N
         "pretrained rate",
         fontsize=9,
     )
-    fig.tight_layout()
     write_with(target, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
