@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,7 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
                 f"{scenario.digest}); choose another --out or delete that directory"
             )
         check_layout(run_dir)
+        note_resume(info_path)
         return
     write_json(
         info_path,
@@ -231,6 +233,21 @@ def prepare_run_dir(scenario: Scenario, run_dir: Path) -> None:
             "git_commit": git_commit(),
         },
     )
+
+
+def note_resume(info_path: Path) -> None:
+    """Record in ``run.json`` the commit of a rerun that resumes the run with other code, so a
+    run finished by a later version says so (``resumed_with``: commit and date, oldest first).
+    Results stay valid across such resumes only because the digest matched; the note is for
+    provenance, not for reuse."""
+    info = read_json(info_path)
+    commit = git_commit()
+    known = [info.get("git_commit"), *(r["git_commit"] for r in info.get("resumed_with", []))]
+    if commit == "unknown" or commit == known[-1]:
+        return
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    info["resumed_with"] = [*info.get("resumed_with", []), {"git_commit": commit, "date": stamp}]
+    write_json(info_path, info)
 
 
 def stored_digest(info: dict, path: Path) -> str:

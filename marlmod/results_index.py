@@ -32,6 +32,7 @@ class RunEntry:
     date: str  # that commit's date (YYYY-MM-DD) or "unknown"
     seeds: tuple[int, ...]
     about: str  # one line: what the run is
+    resumed_with: tuple[str, ...] = ()  # commits of later reruns that resumed it
 
 
 def commit_date(commit: str, repo: Path) -> str:
@@ -92,6 +93,7 @@ def run_entries(results: Path, repo: Path) -> list[RunEntry]:
                 date=commit_date(commit, repo) if commit != "unknown" else "unknown",
                 seeds=tuple(info["config"]["seeds"]),
                 about=first_sentence(repo / config),
+                resumed_with=tuple(r["git_commit"] for r in info.get("resumed_with", [])),
             )
         )
     return entries
@@ -104,7 +106,8 @@ def render_index(entries: list[RunEntry]) -> str:
         "",
         "Every run directory here, made by `marlmod run <config> --out results` (a run without "
         "`--out` goes to `runs/`, which git ignores). Commit: the one the run started at "
-        "(`run.json`'s `git_commit`); date: that commit's. Regenerate this file with "
+        "(`run.json`'s `git_commit`), then any that resumed it (`resumed_with`: reruns of the "
+        "same config digest with later code); date: the first commit's. Regenerate this file with "
         "`marlmod index results`. Each directory holds `summary.md` (tables for people), "
         "`cells.csv` and `curves.csv` (the per-seed numbers) and plots; the seed directories "
         "(models, activations) are not committed.",
@@ -115,8 +118,9 @@ def render_index(entries: list[RunEntry]) -> str:
     for e in entries:
         seeds = ", ".join(str(s) for s in e.seeds)
         about = e.about.replace("|", "\\|")  # a table cell
+        commits = " → ".join(f"`{c[:7]}`" for c in (e.commit, *e.resumed_with))
         rows.append(
-            f"| [{e.name}]({e.name}/summary.md) | `{e.config}` | `{e.commit[:7]}` | {e.date} "
+            f"| [{e.name}]({e.name}/summary.md) | `{e.config}` | {commits} | {e.date} "
             f"| {seeds} | {about} |"
         )
     return "\n".join(rows) + "\n"

@@ -7,6 +7,8 @@ import inspect
 import json
 from pathlib import Path
 
+import pytest
+
 from marlmod import cli
 from marlmod.atomic import read_json
 from marlmod.results_index import first_sentence, render_index, run_entries
@@ -56,3 +58,27 @@ def test_user_runs_default_outside_the_committed_results() -> None:
     default = inspect.signature(cli.run).parameters["out"].default.default
     assert default == Path("runs")
     assert "runs/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_a_run_resumed_with_later_code_says_so_once_per_commit(
+    tmp_path: Path, tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun of the same config with another commit is noted in run.json (and the index);
+    a rerun with the same commit adds nothing."""
+    from marlmod import experiment
+    from marlmod.config import parse_scenario
+
+    scenario = parse_scenario(tiny_dict)
+    run_dir = tmp_path / "tiny"
+    monkeypatch.setattr(experiment, "git_commit", lambda: "a" * 40)
+    experiment.prepare_run_dir(scenario, run_dir)
+    monkeypatch.setattr(experiment, "git_commit", lambda: "b" * 40)
+    experiment.prepare_run_dir(scenario, run_dir)
+    experiment.prepare_run_dir(scenario, run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["git_commit"] == "a" * 40
+    assert [r["git_commit"] for r in info["resumed_with"]] == ["b" * 40]
+    (tmp_path / "configs").mkdir()
+    entry = run_entries(tmp_path, tmp_path)[0]
+    assert entry.resumed_with == ("b" * 40,)
+    assert "`aaaaaaa` → `bbbbbbb`" in render_index([entry])
