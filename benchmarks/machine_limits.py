@@ -113,7 +113,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Callable[[], Any], dict[str, A
     ``--backend``, ``--copies`` and ``--n-steps`` overriding it, and its env factory."""
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
-    from marlmod.train import ACTIVATIONS, BACKENDS, on_backend
+    from marlmod.train import BACKENDS, on_backend, policy_kwargs, ppo_arguments
     from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
     ppo, net = PPOConfig(), NetworkConfig()
@@ -128,18 +128,8 @@ def build(args: argparse.Namespace) -> tuple[Any, Callable[[], Any], dict[str, A
     model = BACKENDS[backend](
         "MlpPolicy",
         make_venv(),
-        n_steps=n_steps,
-        batch_size=ppo.batch_size,
-        n_epochs=ppo.n_epochs,
-        learning_rate=ppo.learning_rate,
-        ent_coef=ppo.ent_coef,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        policy_kwargs={
-            "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
-            "activation_fn": ACTIVATIONS[net.activation],
-        },
+        **{**ppo_arguments(ppo), "n_steps": n_steps},
+        policy_kwargs=policy_kwargs(net),
         seed=0,
         device="cpu",
         verbose=0,

@@ -77,7 +77,7 @@ def run_route(setting: str, route: str, budget: int, seed: int, quick: bool) -> 
     from supersuit_route import supersuit_venv  # benchmarks/, beside this script
 
     from marlmod.environments import resolve_env
-    from marlmod.train import build_model, policy_kwargs
+    from marlmod.train import build_model, policy_kwargs, ppo_arguments
 
     scenario = scenario_of(setting, quick)
     make_env = resolve_env(scenario.env).factory(scenario.env.bonus)
@@ -89,15 +89,8 @@ def run_route(setting: str, route: str, budget: int, seed: int, quick: bool) -> 
         model = PPO(
             "MlpPolicy",
             supersuit_venv(make_env, ppo.n_copies),
-            n_steps=ppo.n_steps,
-            batch_size=ppo.batch_size,
-            n_epochs=ppo.n_epochs,
-            learning_rate=ppo.learning_rate,
-            ent_coef=ppo.ent_coef,
-            gamma=ppo.gamma,
-            gae_lambda=ppo.gae_lambda,
-            clip_range=ppo.clip_range,
-            policy_kwargs=policy_kwargs(scenario),
+            **ppo_arguments(ppo),
+            policy_kwargs=policy_kwargs(scenario.network),
             seed=seed,
             device="cpu",
             verbose=0,

@@ -190,7 +190,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
     from marlmod.errors import MarlmodError
-    from marlmod.train import ACTIVATIONS, BACKENDS, on_backend
+    from marlmod.train import BACKENDS, on_backend, policy_kwargs, ppo_arguments
     from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
     kind, copies, n_steps = layout(args, route)
@@ -237,18 +237,13 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     model = BACKENDS[backend](
         "MlpPolicy",
         make_venv(),
-        n_steps=n_steps or ppo.n_steps,
-        batch_size=tuned.get("batch_size", batch_size),
-        n_epochs=ppo.n_epochs,
-        learning_rate=tuned.get("learning_rate", ppo.learning_rate),
-        ent_coef=ppo.ent_coef,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        policy_kwargs={
-            "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
-            "activation_fn": ACTIVATIONS[net.activation],
+        **{
+            **ppo_arguments(ppo),
+            "n_steps": n_steps or ppo.n_steps,
+            "batch_size": tuned.get("batch_size", batch_size),
+            "learning_rate": tuned.get("learning_rate", ppo.learning_rate),
         },
+        policy_kwargs=policy_kwargs(net),
         seed=args.seed,
         device="cpu",
         verbose=0,

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from marlmod.atomic import write_with
 from marlmod.cnn import ACTIVATIONS, PlanesCNN
-from marlmod.config import Backend, Scenario
+from marlmod.config import Backend, NetworkConfig, PPOConfig, Scenario
 from marlmod.divergence import guarded_learn
 from marlmod.environments import EnvFactory
 from marlmod.errors import MarlmodError
@@ -80,15 +80,8 @@ def build_model(
     model = BACKENDS[ppo.backend](
         "MlpPolicy",
         make_venv(scenario, make_env),
-        n_steps=ppo.n_steps,
-        batch_size=ppo.batch_size,
-        n_epochs=ppo.n_epochs,
-        learning_rate=ppo.learning_rate,
-        ent_coef=ppo.ent_coef,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        policy_kwargs=policy_kwargs(scenario),
+        **ppo_arguments(ppo),
+        policy_kwargs=policy_kwargs(scenario.network),
         rollout_buffer_class=rollout_buffer_class,
         seed=seed,
         device="cpu",
@@ -98,11 +91,25 @@ def build_model(
     return on_backend(model, ppo.backend)
 
 
-def policy_kwargs(scenario: Scenario) -> dict[str, Any]:
+def ppo_arguments(ppo: PPOConfig) -> dict[str, Any]:
+    """PPO's hyperparameters from a scenario's ``ppo`` section, as SB3's constructor takes them:
+    the one place they are translated (training and the benchmarks read it)."""
+    return {
+        "n_steps": ppo.n_steps,
+        "batch_size": ppo.batch_size,
+        "n_epochs": ppo.n_epochs,
+        "learning_rate": ppo.learning_rate,
+        "ent_coef": ppo.ent_coef,
+        "gamma": ppo.gamma,
+        "gae_lambda": ppo.gae_lambda,
+        "clip_range": ppo.clip_range,
+    }
+
+
+def policy_kwargs(net: NetworkConfig) -> dict[str, Any]:
     """SB3's ``policy_kwargs`` for ``network``: separate policy and value MLPs, and for a CNN
     (``marlmod.cnn``) separate conv stacks in front of them, through SB3's public
     ``features_extractor_class``. An MLP's kwargs are exactly those from before CNNs existed."""
-    net = scenario.network
     kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(net.hidden), "vf": list(net.hidden)},
         "activation_fn": ACTIVATIONS[net.activation],
@@ -201,7 +208,7 @@ def pickle_free_entries(scenario: Scenario, venv: VecEnv) -> dict[str, Any]:
     stored floats; buffers and last observations are reset by the next ``learn``)."""
     return {
         "policy_class": ActorCriticPolicy,
-        "policy_kwargs": policy_kwargs(scenario),
+        "policy_kwargs": policy_kwargs(scenario.network),
         "observation_space": venv.observation_space,
         "action_space": venv.action_space,
         "rollout_buffer_class": RolloutBuffer,
