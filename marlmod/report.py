@@ -376,7 +376,9 @@ def write_report(run_dir: Path, name: str) -> str:
         write_text(run_dir / "relearn.csv", attacks.to_csv(index=False))
         write_text(run_dir / "relearn_curves.csv", attack_curves.to_csv(index=False))
         plot_relearn(attack_curves, attacks, run_dir / "relearn.png")
-    warnings = reader_warnings(cells)
+    info = run_dir / "run.json"
+    bonus = read_json(info)["config"]["env"]["bonus"] if info.is_file() else None
+    warnings = reader_warnings(cells, bonus)
     markdown = render_markdown(name, tables, warnings)
     write_text(run_dir / "summary.md", markdown)
     write_text(run_dir / "summary.html", render_html(name, tables, warnings))

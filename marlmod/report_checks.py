@@ -27,6 +27,7 @@ import pandas as pd
 from marlmod.stats import Estimate, mean_ci
 
 WARNING_MARK = "> **Warning:**"  # how each warning line of summary.md starts
+NOTE_MARK = "> **Note:**"  # a line a reader should see first, though nothing is wrong
 CLEAR_MARGIN = 0.05  # the reference must beat random by 5% of the larger |return| to divide by
 
 
@@ -58,9 +59,17 @@ def trait_check(cells: pd.DataFrame) -> TraitCheck:
     )
 
 
-def reader_warnings(cells: pd.DataFrame) -> list[str]:
-    """The warnings a report opens with (none when the trait was learned)."""
+def reader_warnings(cells: pd.DataFrame, bonus: float | None = None) -> list[str]:
+    """The warnings a report opens with (none when the trait was learned). With ``bonus`` 0 the
+    trait was never paid for (it emerged from the game), the control *is* the pretrained model,
+    and a note says so instead of a learned-vs-control check that cannot apply."""
     check = trait_check(cells)
+    if bonus == 0:
+        return [
+            f"{NOTE_MARK} no bonus: the trait emerged from the game itself (pretrained trait "
+            f"rate {check.pretrained}); the control is the pretrained model, so no never-paid "
+            "model shows whether it would have emerged anyway."
+        ]
     rates = f"pretrained trait rate {check.pretrained} vs the control's {check.control}"
     if not check.judged:
         return [

@@ -17,11 +17,13 @@ from marlmod.experiment import run_scenario
 from marlmod.metrics import measure
 from marlmod.random_policy import UniformPolicy
 from marlmod.report_checks import (
+    NOTE_MARK,
     WARNING_MARK,
     capability_columns,
     normalised_capability,
     reader_warnings,
     trait_check,
+    warnings_in,
 )
 
 
@@ -119,3 +121,19 @@ def test_report_prints_the_warning_again_on_stderr(tiny_run: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tiny_run)])
     assert result.exit_code == 0, result.output
     assert "marlmod: Warning: one seed" in result.stderr
+
+
+def test_without_a_bonus_the_report_notes_emergence_instead_of_warning() -> None:
+    """bonus 0: the control is the pretrained model, so "not learned" would be wrong; a note
+    (not a warning) says the trait emerged from the game."""
+    cells = pd.DataFrame(
+        {
+            "seed": [0, 1, 2],
+            "trait_rate_before": [0.1, 0.12, 0.11],
+            "control_trait_rate": [0.1, 0.12, 0.11],
+        }
+    )
+    assert "not learned" in reader_warnings(cells)[0]
+    (note,) = reader_warnings(cells, bonus=0.0)
+    assert note.startswith(NOTE_MARK) and "emerged from the game" in note
+    assert not warnings_in(note)  # a note is not one of the warnings printed on stderr
