@@ -221,3 +221,18 @@ def test_without_a_bonus_the_control_is_the_pretrained_model(
     tiny_dict["relearn"] = {"steps": 64, "learning_rates": [0.001]}
     with pytest.raises(MarlmodError, match="set relearn.bonus"):
         parse_scenario(tiny_dict)
+
+
+def test_a_target_relearning_in_half_the_controls_steps_is_suppressed_whatever_their_spread() -> (
+    None
+):
+    """The control's spread across seeds can swamp the differences in steps; the per-seed ratio
+    still shows a target that needs half the control's steps in every seed."""
+    control_steps = [10_000, 90_000, 30_000, 95_000, 20_000]
+    control = attack_rows(CONTROL, control_steps, [0.05] * 5, 0.001)
+    half = attack_rows("half", [s / 2 for s in control_steps], [0.05] * 5, 0.001)
+    table = relearn_table(pd.DataFrame(control + half)).set_index("target")
+    upper = float(table.loc["half", "steps − control's (paired, t)"].split(",")[1].rstrip("]"))
+    assert upper > 0  # the differences alone would not call it faster
+    assert table.loc["half", "verdict"].startswith("suppressed")
+    assert table.loc["half", "seeds faster than the control"] == "5/5"
