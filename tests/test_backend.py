@@ -65,12 +65,14 @@ def test_old_run_configs_keep_their_backend_whatever_the_default(
     backend that trained it, not as today's default."""
     monkeypatch.setattr(marlmod.config_sections, "DEFAULT_BACKEND", "compiled")
     monkeypatch.setattr("marlmod.compiled_update.cpp_compiler", lambda: "g++")
+    older = 0
     for config, run in committed_runs():
         info, scenario = json.loads(run.read_text()), load_scenario(config)
-        assert "backend" not in info["config"]["ppo"], "made before ppo.backend existed"
+        older += "backend" not in info["config"]["ppo"]  # made before ppo.backend existed
         assert stored_digest(info, run) == scenario.digest, run
         # what `marlmod episodes` loads the run's models with
         assert stored_scenario(info, run).ppo.backend == scenario.ppo.backend, run
+    assert older >= 3, "the committed runs from before ppo.backend are the point of this test"
 
 
 def test_sb3_and_lean_hash_alike_and_compiled_apart(tiny_dict: dict) -> None:
