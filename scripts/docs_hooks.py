@@ -5,7 +5,7 @@ beside the docs, so the site cannot drift from what it documents.
   walked from the pydantic schema (``marlmod.config.Scenario``).
 - ``reference/api.md``: every marlmod module, rendered from its docstrings by mkdocstrings.
 - ``results/``: the committed results index (``results/README.md``), every run's
-  ``summary.md`` and plots, so the results pages can link and show them.
+  ``summary.md``, plots and printed benchmark outputs, so the pages can link and show them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULT_SUFFIXES = (".md", ".png")
+RESULT_SUFFIXES = (".md", ".png", ".txt")  # .txt: printed benchmark outputs
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
