@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from marlmod.atomic import read_json, write_text
+from marlmod.errors import MarlmodError
 from marlmod.experiment import stored_scenario
 from marlmod.ground_truth import grafted_truth, routed_truth, score_strategies
 from marlmod.pipeline import SeedRun
@@ -48,14 +49,18 @@ COLUMNS = (
 )
 
 
-def run_rows(run_dir: Path, graft_fraction: float | None, episodes: int | None) -> list[dict]:
-    """Every row one finished run gives (its seeds with a directory on disk)."""
+def run_rows(
+    run_dir: Path, graft_fraction: float | None, episodes: int | None, skipped: list[str]
+) -> list[dict]:
+    """Every row one finished run gives (its seeds with a directory on disk); a construction the
+    run's env cannot support (e.g. no state ever lacks the trait's opportunity) is skipped with
+    its reason appended to ``skipped``, so one such run does not sink a table of many."""
     info = run_dir / "run.json"
     scenario = stored_scenario(read_json(info), info)
     network, cfg = scenario.network, scenario.pretrain
     routed = cfg.method == "routing" and cfg.label_coverage == 1.0 and not cfg.placebo
     fraction = graft_fraction or scenario.prune.fraction
-    rows = []
+    rows, graftable = [], True
     for seed_number in scenario.seeds:
         if not (run_dir / f"seed_{seed_number}").is_dir():
             continue
@@ -66,7 +71,14 @@ def run_rows(run_dir: Path, graft_fraction: float | None, episodes: int | None) 
             setting = {**common, "construction": "routed", "width": ev.units, "known": len(known)}
             rows += [{**setting, **row} for row in score_strategies(ev, known, seed_number)]
         width = network.hidden[-1]
-        ev, known, rates = grafted_truth(seed, max(1, round(fraction * width)), episodes)
+        if not graftable:
+            continue
+        try:
+            ev, known, rates = grafted_truth(seed, max(1, round(fraction * width)), episodes)
+        except MarlmodError as error:  # a property of the env, the same for every seed
+            skipped.append(f"{run_dir.name}: no grafted construction ({error})")
+            graftable = False
+            continue
         setting = {**common, "construction": "grafted", "width": width, "known": len(known)}
         rows += [{**setting, **rates, **row} for row in score_strategies(ev, known, seed_number)]
     return rows
@@ -100,9 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=None, help="default: record_episodes")
     args = parser.parse_args(argv)
     limit_threads()
-    rows = [row for run in args.runs for row in run_rows(run, args.graft_fraction, args.episodes)]
+    skipped: list[str] = []
+    rows = [
+        row
+        for run in args.runs
+        for row in run_rows(run, args.graft_fraction, args.episodes, skipped)
+    ]
+    for note in skipped:
+        print(note, file=sys.stderr)
     if not rows:
-        print("no seed directories found in the runs given", file=sys.stderr)
+        print("no seed directory or applicable construction in the runs given", file=sys.stderr)
         return 2
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -114,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "AUROC: P(a unit known to carry the trait outranks another unit), 0.5 = chance; "
         "precision at k: share of known units among a strategy's top k (k = known units). "
         "Mean [95% bootstrap CI] over seeds; rows per seed in `ground_truth.csv`.\n\n"
+        + "".join(f"Skipped: {note}\n\n" for note in skipped)
     )
     write_text(args.out / "ground_truth.md", header + summary.to_markdown(index=False) + "\n")
     print(summary.to_markdown(index=False))

@@ -137,3 +137,28 @@ def test_the_script_scores_routed_and_grafted_nets_into_its_table(
     grafted = rows[rows.construction == "grafted"]
     assert (grafted.known == 2).all() and grafted.trait_rate_grafted.notna().all()
     assert "AUROC" in (out / "ground_truth.md").read_text()
+
+
+def test_a_run_whose_env_cannot_be_grafted_is_skipped_with_its_reason(
+    tiny_dict: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signalling labels every step an opportunity, so no graft can detect one: that run is named
+    as skipped in the table, and the other runs are still scored."""
+    plain = finished_run(dict(tiny_dict, name="plain"), tmp_path)
+    always = finished_run(dict(tiny_dict, name="always_opportunity"), tmp_path)
+    script = load_script("ground_truth")
+    real = script.grafted_truth
+
+    def grafted_unless_always(seed, *args):
+        if seed.dir.parent.name == "always_opportunity":
+            raise MarlmodError("the opportunity label is 100% true on the recorded rows")
+        return real(seed, *args)
+
+    monkeypatch.setattr(script, "grafted_truth", grafted_unless_always)
+    out = tmp_path / "results"
+    assert script.main([str(plain), str(always), "--out", str(out)]) == 0
+    assert set(pd.read_csv(out / "ground_truth.csv").run) == {"plain"}
+    assert "Skipped: always_opportunity: no grafted construction" in (
+        out / "ground_truth.md"
+    ).read_text()
+    assert script.main([str(always), "--out", str(out)]) == 2
