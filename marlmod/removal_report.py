@@ -356,8 +356,9 @@ def removal_tables(
             "over the learning-rate grid, censored attacks counted as the budget (a lower "
             "bound). Differences are paired by seed with the control model, which was never "
             "paid for the trait; mean [95% bootstrap CI] unless marked t. Suppressed = relearns "
-            "faster than the control (steps interval below 0 or AUC interval above 0); not "
-            "faster = what marlmod calls removed — with 5 seeds, read the intervals.",
+            "faster than the control by any paired interval (steps difference below 0, per-seed "
+            "ratio of steps below 1, or AUC difference above 0); not faster = what marlmod "
+            "calls removed — with few seeds a lenient test, so read the intervals.",
             relearn_table(attacks),
         )
     if any(c.startswith("trait_rate_retrained@") for c in cells.columns):
