@@ -85,12 +85,15 @@ def run_rows(
 
 
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean [95% bootstrap CI] of AUROC and precision at k per setting and strategy."""
+    """Mean [95% bootstrap CI] of AUROC and precision at k per run, setting and strategy. Per
+    run: two runs can share a control net (the grafted construction's base), and pooling them
+    would count the same seed twice."""
     out = []
-    keys = ["construction", "depth", "width", "strategy"]
-    for (construction, depth, width, strategy), group in rows.groupby(keys, sort=True):
+    keys = ["run", "construction", "depth", "width", "strategy"]
+    for (run, construction, depth, width, strategy), group in rows.groupby(keys, sort=True):
         out.append(
             {
+                "run": run,
                 "construction": construction,
                 "depth": depth,
                 "width": width,

@@ -137,6 +137,10 @@ def test_the_script_scores_routed_and_grafted_nets_into_its_table(
     grafted = rows[rows.construction == "grafted"]
     assert (grafted.known == 2).all() and grafted.trait_rate_grafted.notna().all()
     assert "AUROC" in (out / "ground_truth.md").read_text()
+    # the two runs' grafted rows may share a control net: summarised per run, never pooled
+    summary = load_script("ground_truth").summary_table(rows)
+    grafted_summary = summary[summary.construction == "grafted"]
+    assert set(grafted_summary.run) == {"plain", "routed"} and (grafted_summary.seeds <= 1).all()
 
 
 def test_a_run_whose_env_cannot_be_grafted_is_skipped_with_its_reason(
