@@ -162,7 +162,8 @@ def test_a_run_whose_env_cannot_be_grafted_is_skipped_with_its_reason(
     out = tmp_path / "results"
     assert script.main([str(plain), str(always), "--out", str(out)]) == 0
     assert set(pd.read_csv(out / "ground_truth.csv").run) == {"plain"}
-    assert "Skipped: always_opportunity: no grafted construction" in (
-        out / "ground_truth.md"
-    ).read_text()
+    assert (
+        "Skipped: always_opportunity: no grafted construction"
+        in (out / "ground_truth.md").read_text()
+    )
     assert script.main([str(always), "--out", str(out)]) == 2

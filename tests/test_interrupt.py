@@ -20,8 +20,10 @@ from marlmod.experiment import run_scenario
 from marlmod.lock import HOLDER_FILE
 
 
-def long_pretraining(tmp_path: Path, tiny_dict: dict) -> Path:
-    tiny_dict.update(seeds=[0, 1], pretrain_steps=2048, workers=2)  # ~4 s per model here
+def long_pretraining(tmp_path: Path, tiny_dict: dict, steps: int = 2048) -> Path:
+    """2,048 steps take ~4 s per model on a quiet machine; a test that never lets the run finish
+    asks for far more, so that however loaded the machine, the signal lands mid-pretraining."""
+    tiny_dict.update(seeds=[0, 1], pretrain_steps=steps, workers=2)
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_dict))
     return config
@@ -44,7 +46,7 @@ def interrupt_mid_pretraining(config: Path, out: Path) -> tuple[subprocess.Compl
 def test_ctrl_c_stops_workers_at_once_and_says_how_to_resume(
     tmp_path: Path, tiny_dict: dict
 ) -> None:
-    config = long_pretraining(tmp_path, tiny_dict)
+    config = long_pretraining(tmp_path, tiny_dict, steps=1_000_000)
     out = tmp_path / "out"
     stopped, workers = interrupt_mid_pretraining(config, out)
     assert stopped.returncode == 130
