@@ -28,6 +28,12 @@ class TrainingDiverged(TaskFailed):
     """Loss, gradients or weights became NaN or infinite (``marlmod.divergence``)."""
 
 
+class TraitNotObserved(TaskFailed):
+    """The recorded steps hold no trait step (or only trait steps), so nothing can be contrasted.
+    A property of one seed's training (its pretraining collapsed or never found the trait), not
+    of the config: that seed fails and the other seeds go on."""
+
+
 class WorkerDied(TaskFailed):
     """A worker process running a task died more often than the run retries it."""
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from marlmod.errors import MarlmodError
+from marlmod.errors import MarlmodError, TraitNotObserved
 from marlmod.prune import HiddenLayer, hidden_layer, layer_paths, unit_count
 from marlmod.record import resolve_module
 from marlmod.strategies.evidence import Evidence
@@ -20,7 +20,7 @@ def trait_groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Masks of the rows with and without the trait; fails clearly when one group is empty."""
     labels = labels.astype(bool)
     if labels.all() or not labels.any():
-        raise MarlmodError(
+        raise TraitNotObserved(
             f"cannot contrast: the trait occurred on {int(labels.sum())} of {len(labels)} recorded "
             "steps; record more episodes or check that pretraining taught the trait"
         )

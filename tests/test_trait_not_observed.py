@@ -1,0 +1,45 @@
+"""A seed whose pretrained policy never shows the trait on the recorded steps (its pretraining
+collapsed: seen with gradient routing on the emergent-aggression game) fails alone: the other
+seeds finish, the failure is recorded and reported, and the run exits with the usual error."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marlmod.config import parse_scenario
+from marlmod.errors import MarlmodError, TaskFailed, TraitNotObserved
+from marlmod.experiment import run_scenario
+from marlmod.failures import load_failures
+from marlmod.seed_locate import LocateAndPrune
+from marlmod.strategies.common import trait_groups
+
+
+def test_no_trait_step_is_a_failed_task_not_a_bad_config() -> None:
+    with pytest.raises(TraitNotObserved, match="trait occurred on 0 of 5"):
+        trait_groups(np.zeros(5, dtype=bool))
+    assert issubclass(TraitNotObserved, TaskFailed)
+
+
+def test_a_seed_without_the_trait_fails_alone_and_the_others_finish(
+    tmp_path: Path, tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = LocateAndPrune.evidence
+
+    def no_trait_on_seed_0(self, model):
+        ev = real(self, model)
+        return dataclasses.replace(ev, trait=np.zeros_like(ev.trait)) if self.seed == 0 else ev
+
+    monkeypatch.setattr(LocateAndPrune, "evidence", no_trait_on_seed_0)
+    tiny_dict["seeds"] = [0, 1]
+    with pytest.raises(MarlmodError, match=r"^1 task\(s\) failed, the rest finished"):
+        run_scenario(parse_scenario(tiny_dict), tmp_path, workers=1)
+    failures = load_failures(tmp_path / "tiny")
+    assert [(f["seed"], f["task"]) for f in failures] == [
+        (0, "shared stages (pretraining, control, recording, prunes)")
+    ]
+    assert "trait occurred on 0 of" in failures[0]["error"]
+    assert (tmp_path / "tiny" / "summary.md").is_file()  # seed 1's cells were reported
