@@ -52,9 +52,18 @@ def training_cost(config: dict, cell: str) -> int:
     return pretrain + control + config["retrain"]["steps"]
 
 
-def arm_rows(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def failed_cells(cells: pd.DataFrame, run: str) -> list[str]:
+    """One line per failed (seed, cell) of a run (``cells.csv``'s ``failed`` column)."""
+    if "failed" not in cells:
+        return []
+    failed = cells[cells.failed.notna()]
+    return [f"{run} seed {r.seed}, {r.strategy}: {r.failed}" for r in failed.itertuples()]
+
+
+def arm_rows(results: Path, failures: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per seed × arm × cell: trait and task return before, right after pruning and after
-    retraining, with the run's cost; and the long-form relapse curves."""
+    retraining, with the run's cost; and the long-form relapse curves. Failed cells (a seed
+    whose pretraining collapsed) are left out of the means and listed in ``failures``."""
     rows, curves = [], []
     for run, arm in ARMS.items():
         run_dir = results / run
@@ -62,6 +71,9 @@ def arm_rows(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise SystemExit(f"{run_dir}/cells.csv not found: run configs/{run}.yaml first")
         config = run_info(run_dir)["config"]
         cells = pd.read_csv(run_dir / "cells.csv")
+        failures += failed_cells(cells, run)
+        if "failed" in cells:
+            cells = cells[cells.failed.isna()]
         for row in cells.itertuples():
             rows.append(
                 {
@@ -146,20 +158,25 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path("results/limited_misbehaviour"))
     args = parser.parse_args()
-    rows, curves = arm_rows(args.results)
+    failures: list[str] = []
+    rows, curves = arm_rows(args.results, failures)
     table = summary(rows)
     commits = {run: run_info(args.results / run).get("git_commit", "unknown")[:10] for run in ARMS}
     markdown = "\n".join(
         [
             "# Limited misbehaviour on purpose vs a misbehaviour that emerged",
             "",
-            "Made by `python experiments/limited_misbehaviour.py` from the runs "
+            f"Made by `python experiments/limited_misbehaviour.py --results {args.results}` "
+            "(the `--out` of `marlmod run configs/<run>.yaml`) from the runs "
             + ", ".join(f"`{run}` (commit {c})" for run, c in commits.items())
             + ". Mean [95% percentile-bootstrap CI] over seeds; trait = zaps per agent-step in "
             "the cooperative game, where zapping still pays; training cost counts pretraining, "
             "the control where a bonus needs one, and retraining.",
             "",
             table.to_markdown(index=False),
+            "",
+            *(["Failed cells, left out of the means:", ""] if failures else []),
+            *[f"- {line}" for line in failures],
             "",
         ]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,20 @@ def test_the_arms_table_has_every_arm_prune_and_the_scratch_bar(
     assert costs["(b) limited bonus"] == 2 * 128 + 128
     assert "| (a) emerged, no bonus" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_failed_cells_are_left_out_of_the_means_and_listed() -> None:
+    """A seed whose pretraining collapsed fails its cells (``cells.csv``'s ``failed``): they
+    must not enter the means as missing values, and the table says which failed."""
+    spec = importlib.util.spec_from_file_location(
+        "limited", ROOT / "experiments" / "limited_misbehaviour.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cells = pd.DataFrame(
+        {"seed": [0, 1], "strategy": ["routed", "routed"], "failed": ["no trait step", None]}
+    )
+    assert script.failed_cells(cells, "limited_routing") == [
+        "limited_routing seed 0, routed: no trait step"
+    ]
+    assert script.failed_cells(cells.drop(columns="failed"), "limited_routing") == []
