@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from marlmod.atomic import write_text, write_with  # noqa: E402
+from marlmod.failures import load_failures  # noqa: E402
 from marlmod.stats import mean_ci  # noqa: E402
 
 ARMS = {
@@ -52,12 +53,13 @@ def training_cost(config: dict, cell: str) -> int:
     return pretrain + control + config["retrain"]["steps"]
 
 
-def failed_cells(cells: pd.DataFrame, run: str) -> list[str]:
-    """One line per failed (seed, cell) of a run (``cells.csv``'s ``failed`` column)."""
-    if "failed" not in cells:
-        return []
-    failed = cells[cells.failed.notna()]
-    return [f"{run} seed {r.seed}, {r.strategy}: {r.failed}" for r in failed.itertuples()]
+def failure_lines(run_dir: Path) -> list[str]:
+    """One line per failed task of a run (``marlmod.failures``: a seed whose pretraining
+    collapsed fails its shared stages, so its cells are in no table at all)."""
+    return [
+        f"{run_dir.name} seed {f['seed']}, {f['task']}: {f['error']}"
+        for f in load_failures(run_dir)
+    ]
 
 
 def arm_rows(results: Path, failures: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,7 +73,7 @@ def arm_rows(results: Path, failures: list[str]) -> tuple[pd.DataFrame, pd.DataF
             raise SystemExit(f"{run_dir}/cells.csv not found: run configs/{run}.yaml first")
         config = run_info(run_dir)["config"]
         cells = pd.read_csv(run_dir / "cells.csv")
-        failures += failed_cells(cells, run)
+        failures += failure_lines(run_dir)
         if "failed" in cells:
             cells = cells[cells.failed.isna()]
         for row in cells.itertuples():
@@ -136,14 +138,16 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 def plot(curves: pd.DataFrame, target: Path) -> None:
     """Relapse curves per arm (one panel each), contrast and routed prunes against fine-tuning."""
     arms = list(ARMS.values())
+    palette = plt.get_cmap("tab10").colors
+    colour = {cell: palette[i % 10] for i, cell in enumerate(sorted(curves.cell.unique()))}
     fig, axes = plt.subplots(1, len(arms), figsize=(4 * len(arms), 3.4), sharey=True)
     for ax, arm in zip(axes, arms, strict=True):
         for cell, group in curves[curves.arm == arm].groupby("cell", sort=False):
             stats = group.groupby("steps").trait_rate.apply(lambda v: mean_ci(v.values, method="t"))
-            ax.plot(stats.index, [e.mean for e in stats], marker="o", label=cell)
-            lows = [e.low if e.n > 1 else e.mean for e in stats]
+            ax.plot(stats.index, [e.mean for e in stats], marker="o", label=cell, c=colour[cell])
+            lows = [max(e.low, 0.0) if e.n > 1 else e.mean for e in stats]  # rates are >= 0
             highs = [e.high if e.n > 1 else e.mean for e in stats]
-            ax.fill_between(stats.index, lows, highs, alpha=0.15)
+            ax.fill_between(stats.index, lows, highs, alpha=0.15, color=colour[cell])
         ax.set(title=arm, xlabel="cooperative retraining agent-steps")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("attack rate (zaps per agent-step)")
@@ -175,7 +179,11 @@ def main() -> None:
             "",
             table.to_markdown(index=False),
             "",
-            *(["Failed cells, left out of the means:", ""] if failures else []),
+            *(
+                ["Failed tasks (their seeds' cells are left out of the means):", ""]
+                if failures
+                else []
+            ),
             *[f"- {line}" for line in failures],
             "",
         ]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from marlmod.config import parse_scenario
 from marlmod.experiment import run_scenario
+from marlmod.failures import record_failure
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,18 +69,15 @@ def test_the_arms_table_has_every_arm_prune_and_the_scratch_bar(
     assert out.with_suffix(".png").stat().st_size > 0
 
 
-def test_failed_cells_are_left_out_of_the_means_and_listed() -> None:
-    """A seed whose pretraining collapsed fails its cells (``cells.csv``'s ``failed``): they
-    must not enter the means as missing values, and the table says which failed."""
+def test_failed_tasks_are_listed_with_their_seed(tmp_path: Path) -> None:
+    """A seed whose pretraining collapsed fails its shared stages: it has no row in
+    ``cells.csv`` at all, so the table must say which seed is missing and why."""
     spec = importlib.util.spec_from_file_location(
         "limited", ROOT / "experiments" / "limited_misbehaviour.py"
     )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    cells = pd.DataFrame(
-        {"seed": [0, 1], "strategy": ["routed", "routed"], "failed": ["no trait step", None]}
-    )
-    assert script.failed_cells(cells, "limited_routing") == [
-        "limited_routing seed 0, routed: no trait step"
-    ]
-    assert script.failed_cells(cells.drop(columns="failed"), "limited_routing") == []
+    run_dir = tmp_path / "limited_routing"
+    assert script.failure_lines(run_dir) == []
+    record_failure(run_dir, 0, "shared", "shared stages", None, "no trait step")
+    assert script.failure_lines(run_dir) == ["limited_routing seed 0, shared stages: no trait step"]
