@@ -133,5 +133,3 @@ def _derive(cells: pd.DataFrame) -> pd.DataFrame:
 
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return num / den.where(den.abs() > 1e-12)
-
-

@@ -412,5 +412,3 @@ class PretrainConfig(_Frozen):
     modularity: float = Field(
         0.1, ge=0, description="modular: λ of the proximal cost λ·|w|·wiring length (Adam units)"
     )
-
-

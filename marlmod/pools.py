@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from marlmod.config import Scenario
 
 RETRIES = 2  # a job whose worker dies is run at most 1 + RETRIES times
+SIGNAL_POLL_S = 0.5  # how often a waiting driver wakes to notice Ctrl-C (see LocalPool.wait_one)
 Finished = list[tuple[Job, str | None]]
 
 
@@ -100,7 +101,12 @@ class LocalPool:
         while self.queue and len(self.running) < self.workers:
             job = self.queue.popleft()
             self.running[self.executor.submit(run_job, self.scenario, job, self.run_dir)] = job
-        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        done: set = set()
+        while not done:
+            # Timed waits, not one blocking one: the kernel may deliver Ctrl-C's SIGINT to the
+            # executor's helper thread, and then only a main thread that wakes up on its own runs
+            # the handler (seen under load: the signal was lost until a job finished).
+            done, _ = wait(self.running, timeout=SIGNAL_POLL_S, return_when=FIRST_COMPLETED)
         if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
             return self.replace_workers()
         return [(self.running.pop(f), f.result()) for f in done]

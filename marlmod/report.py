@@ -5,6 +5,7 @@
 them over seeds (mean, 95% intervals, IQM, paired comparisons with random pruning) and writes
 every file of a run's report.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

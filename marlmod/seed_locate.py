@@ -161,4 +161,3 @@ class LocateAndPrune:
             prune = self.build_prune(cell, model, self.scenario.prune.fraction)
             save_prune(prune, masks_for(model.policy, prune), stage)
         return load_prune(stage)[1]
-

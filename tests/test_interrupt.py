@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,9 +15,11 @@ import pytest
 import yaml
 from processes import alive, children
 
+from marlmod import pools
 from marlmod.compare import compare_runs
 from marlmod.config import parse_scenario
 from marlmod.experiment import run_scenario
+from marlmod.jobs import Job
 from marlmod.lock import HOLDER_FILE
 
 
@@ -81,3 +84,29 @@ def test_a_run_clears_temporaries_a_killed_run_left(tmp_path: Path, tiny_dict: d
     orphan.write_bytes(b"half a checkpoint")
     run_scenario(parse_scenario(tiny_dict), tmp_path, workers=1)
     assert not orphan.exists()
+
+
+def sleeping_job(scenario, job, run_dir) -> None:
+    """Test-only job: a worker busy far longer than the test."""
+    time.sleep(60)
+
+
+def test_a_ctrl_c_the_kernel_gives_another_thread_still_interrupts_the_driver(
+    tmp_path: Path, tiny_scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel may deliver SIGINT to any thread of the driver (the executor's helpers); a driver
+    blocked in one untimed wait then never ran the handler until a job finished. Here the signal
+    is sent to a helper thread on purpose: the driver must still stop within a second or two."""
+    monkeypatch.setattr(pools, "run_job", sleeping_job)
+    pool = pools.LocalPool(tiny_scenario, tmp_path, 1)
+    pool.submit(Job(0))
+    helper = threading.Timer(1.0, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT))
+    helper.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.wait_one()
+        assert time.monotonic() - started < 10  # not the job's 60 s
+    finally:
+        helper.cancel()
+        pool.close(interrupted=True)
