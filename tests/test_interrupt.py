@@ -35,7 +35,15 @@ def long_pretraining(tmp_path: Path, tiny_dict: dict, steps: int = 2048) -> Path
 def interrupt_mid_pretraining(config: Path, out: Path) -> tuple[subprocess.CompletedProcess, set]:
     """Start ``marlmod run``, SIGINT it once both workers are training, wait for it to exit."""
     command = [sys.executable, "-m", "marlmod.cli", "run", str(config), "--out", str(out)]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        # a suite started in the background by a non-interactive shell inherits SIGINT ignored,
+        # and Python keeps an inherited SIG_IGN: give the run the default a terminal user has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -98,6 +106,8 @@ def test_a_ctrl_c_the_kernel_gives_another_thread_still_interrupts_the_driver(
     blocked in one untimed wait then never ran the handler until a job finished. Here the signal
     is sent to a helper thread on purpose: the driver must still stop within a second or two."""
     monkeypatch.setattr(pools, "run_job", sleeping_job)
+    # Python's own handler even where the suite inherited SIGINT ignored (see above)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     pool = pools.LocalPool(tiny_scenario, tmp_path, 1)
     pool.submit(Job(0))
     helper = threading.Timer(1.0, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT))
@@ -110,3 +120,4 @@ def test_a_ctrl_c_the_kernel_gives_another_thread_still_interrupts_the_driver(
     finally:
         helper.cancel()
         pool.close(interrupted=True)
+        signal.signal(signal.SIGINT, previous)
