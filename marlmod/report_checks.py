@@ -6,7 +6,8 @@ Two things can make every table of a run meaningless without any number looking 
   control (same budget, never paid), "pruning removed the trait" measures noise. The check pairs
   the two models by seed: the pretrained trait rate minus the control's, with a 95% Student-t
   interval over seeds; the trait counts as learned only when that interval lies above 0. One
-  seed cannot be judged, and the report says so.
+  seed cannot be judged, and the report says so; where every seed is above its control but the
+  interval (wide at 2 seeds) includes 0, the warning says "not shown", not "not learned".
 - **Capability as a ratio of returns.** "Retrained return ÷ reference return" holds only when
   both are positive; in a game whose returns are negative (distances, penalties) a *worse* agent
   can score a higher ratio. Capability is instead measured from a floor — a uniformly random
@@ -38,6 +39,7 @@ class TraitCheck:
     pretrained: Estimate
     control: Estimate
     difference: Estimate  # pretrained − control per seed: mean [95% t-interval]
+    above_in_every_seed: bool  # each seed's pretrained rate exceeds its own control's
 
     @property
     def judged(self) -> bool:
@@ -56,6 +58,7 @@ def trait_check(cells: pd.DataFrame) -> TraitCheck:
         mean_ci(per_seed.trait_rate_before, method="t"),
         mean_ci(per_seed.control_trait_rate, method="t"),
         mean_ci(per_seed.trait_rate_before - per_seed.control_trait_rate, method="t"),
+        bool((per_seed.trait_rate_before > per_seed.control_trait_rate).all()),
     )
 
 
@@ -79,6 +82,13 @@ def reader_warnings(cells: pd.DataFrame, bonus: float | None = None) -> list[str
         ]
     if check.learned:
         return []
+    if check.above_in_every_seed:  # too few seeds to show it, not evidence that it is absent
+        return [
+            f"{WARNING_MARK} **the trait is not shown learned at {check.difference.n} seeds.** "
+            f"Every seed's paid model shows it more than its control ({rates}), but the paired "
+            f"difference {check.difference} (95% t-interval) includes 0. Run more seeds before "
+            "reading the tables as removal of a learned trait."
+        ]
     return [
         f"{WARNING_MARK} **the trait was not learned.** The model paid for it shows it no "
         f"more than the control that never was: {rates}; paired difference "

@@ -52,6 +52,16 @@ def test_above_the_control_in_every_seed_but_not_by_the_interval_is_not_learned(
     assert not trait_check(cells).learned and reader_warnings(cells)
 
 
+def test_too_few_seeds_to_show_it_is_not_called_absent() -> None:
+    """The quick demo's picture: 2 seeds, each far above its control, a t-interval (1 degree of
+    freedom) that still includes 0: a warning, but "not shown", never "was not learned"."""
+    (warning,) = reader_warnings(per_seed([0.051, 0.079], [0.0, 0.00125]))
+    assert warning.startswith(WARNING_MARK) and "not shown learned at 2 seeds" in warning
+    assert "was not learned" not in warning
+    (warning,) = reader_warnings(per_seed([0.051, 0.079], [0.0, 0.09]))  # one seed below
+    assert "the trait was not learned" in warning
+
+
 def test_one_seed_cannot_be_judged() -> None:
     (warning,) = reader_warnings(per_seed([0.1], [0.0]))
     assert "cannot be judged" in warning
