@@ -1,0 +1,185 @@
+"""Where does the rest of the lie live? (issue 16)
+
+On Signalling, pruning the best-ranked 25% of the *second* hidden layer removes only about half
+of lying (``configs/deception.yaml``), where on Gathering the same prune removes ~96% of attacks.
+Candidates: the other layer, both layers, more units, or a code spread over many units. This
+script puts the fraction sweeps of runs that prune different layers of the same pretrained
+networks side by side, and, for a run that ranks every hidden unit jointly
+(``prune.layer: all_hidden``), says which layer the chosen units come from:
+
+    marlmod run configs/deception_where.yaml --out runs         # all hidden units ranked jointly
+    python experiments/deception_where.py runs/deception_where results/deception
+    # -> results/deception_where.md, results/deception_where.csv
+
+Each run directory needs ``run.json``, ``cells.csv`` and ``sweep.csv`` (what a report writes,
+so committed results serve); the per-layer split also needs the ``seed_*/<strategy>/scores.json``
+files of an ``all_hidden`` run (its ``--out``, not a committed copy). The CSV has one row per
+run × seed × strategy × fraction: ``layer`` (the prune.layer), ``units`` (pruned at that
+fraction), ``trait_rate_before`` and ``control_trait_rate``, ``trait_rate`` and ``task_return``
+right after pruning, ``removed`` = (before − pruned) / (before − control), and for
+``all_hidden`` the pruned units in each hidden layer (``units_<layer>``). The Markdown table
+gives mean and 95% bootstrap interval over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from marlmod.atomic import read_json, write_text
+from marlmod.experiment import stored_scenario
+from marlmod.layers import ALL_HIDDEN
+from marlmod.locate import top_units
+from marlmod.stats import mean_ci
+
+
+def sweep_rows(run_dir: Path) -> pd.DataFrame:
+    """One row per seed × strategy × fraction of a run's sweep, with the pretrained trait rate
+    beside it and, for an ``all_hidden`` run with seed directories, the units per layer."""
+    info = run_dir / "run.json"
+    scenario = stored_scenario(read_json(info), info)
+    layer = scenario.prune.layer
+    layers = scenario.network.units(layer)
+    sweep = pd.read_csv(run_dir / "sweep.csv")
+    cells = pd.read_csv(run_dir / "cells.csv")
+    before = cells.groupby("seed").trait_rate_before.first()
+    control = cells.groupby("seed").control_trait_rate.first()
+    rows = []
+    for record in sweep.itertuples(index=False):
+        total = sum(n for _, n in layers)
+        row = {
+            "run": run_dir.name,
+            "layer": layer,
+            "strategy": record.strategy,
+            "fraction": float(record.fraction),
+            "units": max(1, int(round(record.fraction * total))),
+            "seed": int(record.seed),
+            "trait_rate_before": float(before[record.seed]),
+            "control_trait_rate": float(control[record.seed]),
+            "trait_rate": float(record.trait_rate),
+            "task_return": float(record.task_return),
+        }
+        if layer == ALL_HIDDEN:
+            row.update(
+                _units_per_layer(run_dir, record.seed, record.strategy, record.fraction, layers)
+            )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["removed"] = (frame.trait_rate_before - frame.trait_rate) / (
+        frame.trait_rate_before - frame.control_trait_rate
+    )
+    return frame
+
+
+def _units_per_layer(
+    run_dir: Path, seed: int, strategy: str, fraction: float, layers: tuple[tuple[str, int], ...]
+) -> dict[str, float]:
+    """How many of the top ``fraction`` units of ``strategy``'s joint ranking sit in each layer
+    (the same ``top_units`` the prune uses); NaN when the scores are not on disk."""
+    path = run_dir / f"seed_{seed}" / strategy / "scores.json"
+    if not path.is_file():
+        return {f"units_{name}": float("nan") for name, _ in layers}
+    chosen = top_units(np.asarray(json.loads(path.read_text()), dtype=np.float64), fraction)
+    counts, start = {}, 0
+    for name, width in layers:
+        counts[f"units_{name}"] = float(np.sum((chosen >= start) & (chosen < start + width)))
+        start += width
+    return counts
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% bootstrap interval over seeds per run × strategy × fraction."""
+    out = []
+    keys = ["run", "layer", "strategy", "fraction", "units"]
+    layer_columns = [c for c in rows.columns if c.startswith("units_")]
+    for key, group in rows.groupby(keys, sort=True):
+        row = dict(zip(keys, key, strict=True))
+        row["n"] = len(group)
+        for column in ("trait_rate", "removed", "task_return"):
+            est = mean_ci(group[column].to_numpy(dtype=float), method="bootstrap")
+            row.update({column: est.mean, f"{column}_low": est.low, f"{column}_high": est.high})
+        for column in layer_columns:
+            row[column] = group[column].mean()
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown(summary: pd.DataFrame, runs: list[Path], before: pd.Series) -> str:
+    """The table as people read it: one row per run × strategy × fraction."""
+    lines = [
+        "# Where does the rest of the lie live?",
+        "",
+        "Made by `python experiments/deception_where.py "
+        + " ".join(str(r) for r in runs)
+        + "`. Signalling (configs/base/deception.yaml), the same pretrained networks pruned in "
+        "different layers right after pretraining, no retraining. Mean [95% percentile-bootstrap "
+        "CI] over seeds. *Removed*: (pretrained − pruned) / (pretrained − control) lie rate. "
+        f"Pretrained lie rate {before.mean():.3f}; the control's {summary.attrs['control']:.4f}.",
+        "",
+    ]
+    layer_columns = [c for c in summary.columns if c.startswith("units_")]
+    header = [
+        "run",
+        "layer",
+        "strategy",
+        "fraction",
+        "units",
+        "seeds",
+        "lie rate",
+        "removed",
+        "task return",
+    ] + [f"from {c[len('units_') :]}" for c in layer_columns]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for d in summary.to_dict("records"):  # column names with dots: not itertuples
+        cells = [
+            d["run"],
+            f"`{d['layer']}`",
+            d["strategy"],
+            f"{d['fraction']:g}",
+            str(d["units"]),
+            str(d["n"]),
+            _ci(d, "trait_rate", "{:.3f}"),
+            _ci(d, "removed", "{:.0%}"),
+            _ci(d, "task_return", "{:.1f}"),
+        ] + ["—" if np.isnan(d[c]) else f"{d[c]:.1f}" for c in layer_columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _ci(row: dict, column: str, fmt: str) -> str:
+    mean, low, high = row[column], row[f"{column}_low"], row[f"{column}_high"]
+    if np.isnan(low):
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="finished run directories")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        missing = [f for f in ("run.json", "cells.csv", "sweep.csv") if not (run / f).is_file()]
+        if missing:
+            print(
+                f"{run}: not a finished run with a sweep (no {', '.join(missing)})", file=sys.stderr
+            )
+            return 2
+    rows = pd.concat([sweep_rows(run) for run in args.runs], ignore_index=True)
+    summary = summarise(rows)
+    summary.attrs["control"] = float(rows.control_trait_rate.mean())
+    write_text(args.out / "deception_where.csv", rows.to_csv(index=False))
+    text = markdown(summary, args.runs, rows.groupby(["run", "seed"]).trait_rate_before.first())
+    write_text(args.out / "deception_where.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
