@@ -29,9 +29,11 @@ class TrainingDiverged(TaskFailed):
 
 
 class TraitNotObserved(TaskFailed):
-    """The recorded steps hold no trait step (or only trait steps), so nothing can be contrasted.
-    A property of one seed's training (its pretraining collapsed or never found the trait), not
-    of the config: that seed fails and the other seeds go on."""
+    """The recorded steps hold no trait step (or only trait steps), so nothing can be contrasted
+    — or too few for one strategy's estimate. A property of one seed's training (its pretraining
+    collapsed or never found the trait, or learned it only faintly), not of the config: with no
+    trait step that seed fails, with too few for a strategy that strategy's cells fail, and the
+    rest of the run goes on."""
 
 
 class WorkerDied(TaskFailed):

@@ -47,7 +47,7 @@ from marlmod.cells import MODEL_STAGES, Cell
 from marlmod.config import Scenario
 from marlmod.distill import distill
 from marlmod.environments import EnvFactory, ResolvedEnv, resolve_env
-from marlmod.errors import MarlmodError
+from marlmod.errors import MarlmodError, TraitNotObserved
 from marlmod.metrics import Curve, Metrics, curve_from_json, curve_to_json, measure
 from marlmod.modularity import WiringCost
 from marlmod.prune import (
@@ -61,6 +61,7 @@ from marlmod.random_policy import UniformPolicy
 from marlmod.retrain import train_early_stopped, train_with_curve
 from marlmod.routing import RoutedRolloutBuffer, RouteLabels, designated_units
 from marlmod.seed_locate import LocateAndPrune
+from marlmod.strategies.common import trait_groups
 from marlmod.tasks import SeedTask, seed_tasks
 from marlmod.timing import timed
 from marlmod.train import build_model, learn, limit_threads, load_model, save_model
@@ -321,15 +322,23 @@ class SeedRun(LocateAndPrune):
         """What the seed's tasks read: both pretrained models, the recorded evidence and every
         cell's prune (its strategy's scores and the masks). Run once before the seed's tasks fan
         out, so that each task then writes only files of its own (no two workers race to write
-        the same cache, which a filesystem shared by Ray nodes may not tolerate)."""
+        the same cache, which a filesystem shared by Ray nodes may not tolerate).
+
+        No trait step on the recorded steps at all fails the whole seed (``TraitNotObserved``).
+        Too few for one strategy (e.g. ``opportunity`` needs ten within opportunity rows) fails
+        only that strategy's cells: their tasks raise the same error when they build the prune,
+        and the seed's other cells go on."""
         limit_threads()
         self.pretrained("pretrain")
         self.pretrained("control")
         self.random_policy()
         model = self.pretrained_model()
-        self.evidence(model)
+        trait_groups(self.evidence(model).trait)
         for cell in self.scenario.cells:
-            self.prune_for(cell.name, model)
+            try:
+                self.prune_for(cell.name, model)
+            except TraitNotObserved:
+                continue  # this cell's task re-raises it: the cell fails alone
 
     def task(self, task: SeedTask) -> None:
         """One independent piece of this seed's work (see ``marlmod.tasks``), after ``shared``."""

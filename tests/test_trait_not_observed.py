@@ -43,3 +43,34 @@ def test_a_seed_without_the_trait_fails_alone_and_the_others_finish(
     ]
     assert "trait occurred on 0 of" in failures[0]["error"]
     assert (tmp_path / "tiny" / "summary.md").is_file()  # seed 1's cells were reported
+
+
+def test_too_few_trait_steps_for_one_strategy_fail_only_its_cells(
+    tmp_path: Path, tiny_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on Clean Up: a seed that learned the trait only faintly had 9 trait steps among its
+    recorded opportunity rows, too few for ``opportunity`` (≥10), while ``contrast`` could rank
+    its units; that used to stop the whole run."""
+    real = LocateAndPrune.evidence
+
+    def few_opportunities_on_seed_0(self, model):
+        ev = real(self, model)
+        if self.seed != 0:
+            return ev
+        trait = ev.trait.astype(bool)
+        chosen = np.flatnonzero(trait)[:3]  # opportunity rows: every non-trait row + 3 trait rows
+        opportunity = ~trait
+        opportunity[chosen] = True
+        return dataclasses.replace(ev, opportunity=opportunity)
+
+    monkeypatch.setattr(LocateAndPrune, "evidence", few_opportunities_on_seed_0)
+    tiny_dict["seeds"] = [0]
+    tiny_dict["prune"]["strategies"] = ["contrast", "opportunity"]
+    with pytest.raises(MarlmodError, match=r"^1 task\(s\) failed, the rest finished"):
+        run_scenario(parse_scenario(tiny_dict), tmp_path, workers=1)
+    failures = load_failures(tmp_path / "tiny")
+    assert [(f["seed"], f["task"]) for f in failures] == [(0, "CellTask(cell='opportunity')")]
+    assert "got 3 with the trait" in failures[0]["error"]
+    run = tmp_path / "tiny"
+    assert (run / "seed_0" / "contrast" / "cell.json").is_file()  # the seed's other cell finished
+    assert (run / "summary.md").is_file()

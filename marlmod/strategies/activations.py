@@ -14,7 +14,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
-from marlmod.errors import MarlmodError
+from marlmod.errors import MarlmodError, TraitNotObserved
 from marlmod.strategies.common import cohens_d, need, split_by_trait, trait_contrast, trait_groups
 from marlmod.strategies.evidence import Evidence
 from marlmod.strategies.moments import absolute, column_mean, column_moments
@@ -83,7 +83,7 @@ def opportunity(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     on, off = possible & trait, possible & ~trait
     n_on, n_off = int(on.sum()), int(off.sum())
     if min(n_on, n_off) < MIN_GROUP_ROWS:
-        raise MarlmodError(
+        raise TraitNotObserved(
             f"opportunity contrast needs ≥{MIN_GROUP_ROWS} rows per group among the "
             f"{int(possible.sum())} opportunity rows; got {n_on} with the trait and {n_off} "
             "without — record more episodes"
@@ -152,7 +152,10 @@ def control(ev: Evidence, rng: np.random.Generator) -> np.ndarray:
     trait = ev.trait.astype(bool)
     on, off = split_by_trait(ev.acts, trait)
     if min(len(on), len(off)) < MIN_GROUP_ROWS:
-        raise MarlmodError(f"control contrast needs ≥{MIN_GROUP_ROWS} rows per group")
+        raise TraitNotObserved(
+            f"control contrast needs ≥{MIN_GROUP_ROWS} rows per group; got {len(on)} with the "
+            f"trait and {len(off)} without — record more episodes"
+        )
     scaler = StandardScaler().fit(ctrl[~trait])
     fit = Ridge(alpha=CONTROL_RIDGE).fit(scaler.transform(ctrl[~trait]), off)
     residual_off = off - fit.predict(scaler.transform(ctrl[~trait]))
