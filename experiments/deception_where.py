@@ -8,8 +8,13 @@ networks side by side, and, for a run that ranks every hidden unit jointly
 (``prune.layer: all_hidden``), says which layer the chosen units come from:
 
     marlmod run configs/deception_where.yaml --out runs         # all hidden units ranked jointly
-    python experiments/deception_where.py runs/deception_where results/deception
-    # -> results/deception_where.md, results/deception_where.csv
+    python experiments/deception_where.py runs/deception_where results/deception \
+        --decisions contrast,attribution,random
+    # -> results/deception_where.md, .csv, and _decisions.csv
+
+``--decisions`` adds what the surviving lies look like: the first run's pruned policies read
+on its recorded sender states — how much probability is left on lying at low and at high
+stakes, and whether lying is still the most likely action (``decision_rows``).
 
 Each run directory needs ``run.json``, ``cells.csv`` and ``sweep.csv`` (what a report writes,
 so committed results serve); the per-layer split also needs the ``seed_*/<strategy>/scores.json``
@@ -33,9 +38,13 @@ import pandas as pd
 
 from marlmod.atomic import read_json, write_text
 from marlmod.experiment import stored_scenario
-from marlmod.layers import ALL_HIDDEN
+from marlmod.layers import ACTION_HEAD, ALL_HIDDEN
 from marlmod.locate import top_units
+from marlmod.prune import apply_masks
+from marlmod.record import activations_on
 from marlmod.stats import mean_ci
+
+TRUTH, DECOY = 0, 1  # the sender's actions in its own frame (envs/signalling.py)
 
 
 def sweep_rows(run_dir: Path) -> pd.DataFrame:
@@ -90,6 +99,86 @@ def _units_per_layer(
         counts[f"units_{name}"] = float(np.sum((chosen >= start) & (chosen < start + width)))
         start += width
     return counts
+
+
+def decision_rows(run_dir: Path, strategies: list[str]) -> pd.DataFrame:
+    """How the lies that survive a prune look, from the policy's own action probabilities on the
+    sender states recorded for locating (``seed_*/record/activations.npz``). The sender's states
+    (resource, decoy, stakes) do not depend on its policy, so every model is read on the same
+    unbiased sample. Per seed × model (control, pretrained, each strategy × sweep fraction):
+    ``p_lie_low`` / ``p_lie_high``: mean probability of not pointing at the resource at low /
+    high stakes; ``decoy_share``: of that probability, the share on the paid lie (the decoy);
+    ``argmax_lie_low`` / ``argmax_lie_high``: how often the most likely action is a lie. A prune
+    that removes a *decision* to lie lowers the argmax rates to the control's; one that only
+    blurs it leaves lies sampled from a flatter distribution."""
+    from marlmod.pipeline import SeedRun  # imports torch and the envs: only for this table
+
+    info = run_dir / "run.json"
+    scenario = stored_scenario(read_json(info), info)
+    rows = []
+    for seed_number in scenario.seeds:
+        if not (run_dir / f"seed_{seed_number}" / "record" / "activations.npz").is_file():
+            continue
+        seed = SeedRun(scenario, seed_number, run_dir)
+        with np.load(seed.dir / "record" / "activations.npz") as data:
+            obs = data["obs"]
+        n_sites = (obs.shape[1] - 4) // 3
+        low = obs[:, 2 + n_sites] > 0.5  # the value one-hot's "low" field (sender only)
+        models = [
+            ("control", 0.0, seed.control_model()),
+            ("pretrained", 0.0, seed.pretrained_model()),
+        ]
+        for strategy in strategies:
+            for fraction in scenario.prune.sweep:
+                model = seed.pretrained_model()
+                apply_masks(model.policy, seed.prune_for(strategy, model, fraction))
+                models.append((strategy, fraction, model))
+        for name, fraction, model in models:
+            logits = activations_on(model.policy, ACTION_HEAD, obs).astype(np.float64)
+            probs = np.exp(logits - logits.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+            lie = 1.0 - probs[:, TRUTH]
+            argmax_lie = probs.argmax(1) != TRUTH
+            rows.append(
+                {
+                    "run": run_dir.name,
+                    "seed": seed_number,
+                    "model": name,
+                    "fraction": fraction,
+                    "p_lie_low": float(lie[low].mean()),
+                    "p_lie_high": float(lie[~low].mean()),
+                    "decoy_share": float(probs[:, DECOY].sum() / lie.sum()),
+                    "argmax_lie_low": float(argmax_lie[low].mean()),
+                    "argmax_lie_high": float(argmax_lie[~low].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+DECISION_COLUMNS = (
+    ("p_lie_low", "P(lie), low stakes"),
+    ("p_lie_high", "P(lie), high stakes"),
+    ("decoy_share", "share of P(lie) on the decoy"),
+    ("argmax_lie_low", "most likely action a lie, low stakes"),
+    ("argmax_lie_high", "… high stakes"),
+)
+
+
+def decision_markdown(decisions: pd.DataFrame) -> str:
+    """Mean [95% bootstrap CI] over seeds of each decision column, per model and fraction."""
+    header = ["model", "fraction", "seeds"] + [title for _, title in DECISION_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (model, fraction), group in decisions.groupby(["model", "fraction"], sort=False):
+        cells = [
+            model,
+            "—" if model in ("control", "pretrained") else f"{fraction:g}",
+            str(len(group)),
+        ]
+        for column, _ in DECISION_COLUMNS:
+            est = mean_ci(group[column].to_numpy(dtype=float), method="bootstrap")
+            cells.append(_ci({"m": est.mean, "m_low": est.low, "m_high": est.high}, "m", "{:.3f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -163,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="finished run directories")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    parser.add_argument(
+        "--decisions",
+        default="",
+        help="comma-separated strategies whose prunes of the first run get the decision table "
+        "(needs that run's seed directories; e.g. contrast,random)",
+    )
     args = parser.parse_args(argv)
     for run in args.runs:
         missing = [f for f in ("run.json", "cells.csv", "sweep.csv") if not (run / f).is_file()]
@@ -176,6 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     summary.attrs["control"] = float(rows.control_trait_rate.mean())
     write_text(args.out / "deception_where.csv", rows.to_csv(index=False))
     text = markdown(summary, args.runs, rows.groupby(["run", "seed"]).trait_rate_before.first())
+    if args.decisions:
+        decisions = decision_rows(args.runs[0], args.decisions.split(","))
+        if decisions.empty:
+            print(f"{args.runs[0]}: no recorded seed directories for --decisions", file=sys.stderr)
+            return 2
+        write_text(args.out / "deception_where_decisions.csv", decisions.to_csv(index=False))
+        text += (
+            f"\n## How the surviving lies look ({args.runs[0].name})\n\n"
+            "The policies' own action probabilities on the recorded sender states (the same "
+            "states for every model; `decision_rows` in the script says why that is unbiased):\n\n"
+            + decision_markdown(decisions)
+        )
     write_text(args.out / "deception_where.md", text)
     print(text)
     return 0

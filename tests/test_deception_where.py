@@ -8,8 +8,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from marlmod.config_files import resolve_file
 
@@ -89,3 +91,45 @@ def test_a_run_without_a_sweep_is_refused(tmp_path: Path, capsys) -> None:
     (run / "run.json").write_text("{}")
     assert load_script().main([str(run), "--out", str(tmp_path)]) == 2
     assert "no cells.csv, sweep.csv" in capsys.readouterr().err
+
+
+def test_decision_table_reads_the_policies_on_recorded_sender_states(tmp_path: Path) -> None:
+    """A tiny real Signalling run pruned across both hidden layers: the decision table has the
+    control, the pretrained model and every strategy × sweep fraction per seed, each a
+    probability, and the pretrained row matches the model's own action probabilities."""
+    from marlmod.config import parse_scenario
+    from marlmod.experiment import run_scenario
+    from marlmod.layers import ACTION_HEAD
+    from marlmod.pipeline import SeedRun
+    from marlmod.record import activations_on
+    from tests.test_signalling_scenario import TINY_DECEPTION
+
+    config = {
+        **TINY_DECEPTION,
+        "name": "deception_where",
+        "prune": {
+            "layer": "all_hidden",
+            "fraction": 0.25,
+            "strategies": ["contrast", "random"],
+            "sweep": [0.25, 0.5],
+        },
+    }
+    scenario = parse_scenario(config)
+    run_scenario(scenario, tmp_path, workers=1)
+    run = tmp_path / "deception_where"
+    out = tmp_path / "out"
+    script = load_script()
+    assert script.main([str(run), "--out", str(out), "--decisions", "contrast,random"]) == 0
+    decisions = pd.read_csv(out / "deception_where_decisions.csv")
+    assert list(decisions.model) == ["control", "pretrained"] + ["contrast"] * 2 + ["random"] * 2
+    probabilities = decisions[[c for c, _ in script.DECISION_COLUMNS]].to_numpy()
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    seed = SeedRun(scenario, 0, run)
+    with np.load(seed.dir / "record" / "activations.npz") as data:
+        obs = data["obs"]
+    logits = activations_on(seed.pretrained_model().policy, ACTION_HEAD, obs)
+    expected = 1 - torch.softmax(torch.as_tensor(logits, dtype=torch.float64), 1)[:, 0].numpy()
+    low = obs[:, 6] > 0.5  # 4 sites: the value's "low" field
+    pretrained = decisions[decisions.model == "pretrained"].iloc[0]
+    assert pretrained.p_lie_low == pytest.approx(expected[low].mean())
+    assert "How the surviving lies look" in (out / "deception_where.md").read_text()
