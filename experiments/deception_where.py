@@ -8,12 +8,14 @@ networks side by side, and, for a run that ranks every hidden unit jointly
 (``prune.layer: all_hidden``), says which layer the chosen units come from:
 
     marlmod run configs/deception_where.yaml --out runs         # all hidden units ranked jointly
-    python experiments/deception_where.py runs/deception_where results/deception \
-        --decisions contrast,attribution,random
-    # -> results/deception_where.md, .csv, and _decisions.csv
+    marlmod run configs/deception_first_layer.yaml --out runs   # the first hidden layer alone
+    marlmod run configs/deception_second_layer.yaml --out runs  # the second alone
+    python experiments/deception_where.py runs/deception_where runs/deception_first_layer \
+        runs/deception_second_layer --decisions contrast,attribution,random
+    # -> results/deception_layers.md, .csv, and _decisions.csv
 
-``--decisions`` adds what the surviving lies look like: the first run's pruned policies read
-on its recorded sender states — how much probability is left on lying at low and at high
+``--decisions`` adds what the surviving lies look like: each run's pruned policies read on
+its recorded sender states — how much probability is left on lying at low and at high
 stakes, and whether lying is still the most likely action (``decision_rows``).
 
 Each run directory needs ``run.json``, ``cells.csv`` and ``sweep.csv`` (what a report writes,
@@ -165,11 +167,13 @@ DECISION_COLUMNS = (
 
 
 def decision_markdown(decisions: pd.DataFrame) -> str:
-    """Mean [95% bootstrap CI] over seeds of each decision column, per model and fraction."""
-    header = ["model", "fraction", "seeds"] + [title for _, title in DECISION_COLUMNS]
+    """Mean [95% bootstrap CI] over seeds of each decision column, per run, model and fraction."""
+    header = ["run", "model", "fraction", "seeds"] + [title for _, title in DECISION_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (model, fraction), group in decisions.groupby(["model", "fraction"], sort=False):
+    groups = decisions.groupby(["run", "model", "fraction"], sort=False)
+    for (run, model, fraction), group in groups:
         cells = [
+            run,
             model,
             "—" if model in ("control", "pretrained") else f"{fraction:g}",
             str(len(group)),
@@ -198,17 +202,17 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def markdown(summary: pd.DataFrame, runs: list[Path], before: pd.Series) -> str:
+def markdown(summary: pd.DataFrame, command: str, before: pd.Series) -> str:
     """The table as people read it: one row per run × strategy × fraction."""
     lines = [
         "# Where does the rest of the lie live?",
         "",
-        "Made by `python experiments/deception_where.py "
-        + " ".join(str(r) for r in runs)
-        + "`. Signalling (configs/base/deception.yaml), the same pretrained networks pruned in "
-        "different layers right after pretraining, no retraining. Mean [95% percentile-bootstrap "
-        "CI] over seeds. *Removed*: (pretrained − pruned) / (pretrained − control) lie rate. "
-        f"Pretrained lie rate {before.mean():.3f}; the control's {summary.attrs['control']:.4f}.",
+        f"Made by `{command}`. Signalling (configs/base/deception.yaml), the same pretrained "
+        "networks pruned in different layers right after pretraining, no retraining. Mean "
+        "[95% percentile-bootstrap CI] over seeds. *Removed*: (pretrained − pruned) / "
+        "(pretrained − control) lie rate. "
+        f"Pretrained lie rate {before.mean():.3f}; the control's "
+        f"{summary.attrs['control']:.4f}.",
         "",
     ]
     layer_columns = [c for c in summary.columns if c.startswith("units_")]
@@ -269,21 +273,28 @@ def main(argv: list[str] | None = None) -> int:
     rows = pd.concat([sweep_rows(run) for run in args.runs], ignore_index=True)
     summary = summarise(rows)
     summary.attrs["control"] = float(rows.control_trait_rate.mean())
-    write_text(args.out / "deception_where.csv", rows.to_csv(index=False))
-    text = markdown(summary, args.runs, rows.groupby(["run", "seed"]).trait_rate_before.first())
+    write_text(args.out / "deception_layers.csv", rows.to_csv(index=False))
+    command = " ".join(["python experiments/deception_where.py", *map(str, args.runs)])
     if args.decisions:
-        decisions = decision_rows(args.runs[0], args.decisions.split(","))
+        command += f" --decisions {args.decisions}"
+    text = markdown(summary, command, rows.groupby(["run", "seed"]).trait_rate_before.first())
+    if args.decisions:
+        strategies = args.decisions.split(",")
+        decisions = pd.concat([decision_rows(run, strategies) for run in args.runs])
         if decisions.empty:
-            print(f"{args.runs[0]}: no recorded seed directories for --decisions", file=sys.stderr)
+            print(
+                "--decisions: none of the runs has its recorded seed directories", file=sys.stderr
+            )
             return 2
-        write_text(args.out / "deception_where_decisions.csv", decisions.to_csv(index=False))
+        write_text(args.out / "deception_layers_decisions.csv", decisions.to_csv(index=False))
         text += (
-            f"\n## How the surviving lies look ({args.runs[0].name})\n\n"
-            "The policies' own action probabilities on the recorded sender states (the same "
-            "states for every model; `decision_rows` in the script says why that is unbiased):\n\n"
+            "\n## How the surviving lies look\n\n"
+            "The policies' own action probabilities on each run's recorded sender states (the "
+            "same states for every model of a seed; `decision_rows` in the script says why that "
+            "is unbiased); runs without seed directories are left out:\n\n"
             + decision_markdown(decisions)
         )
-    write_text(args.out / "deception_where.md", text)
+    write_text(args.out / "deception_layers.md", text)
     print(text)
     return 0
 

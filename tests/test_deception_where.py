@@ -71,7 +71,7 @@ def test_where_table_from_fake_runs(tmp_path: Path) -> None:
     joint = fake_run(tmp_path, "deception_where", {0.1: 0.1, 0.5: 0.3}, scores)
     out = tmp_path / "out"
     assert load_script().main([str(same_layer), str(joint), "--out", str(out)]) == 0
-    rows = pd.read_csv(out / "deception_where.csv")
+    rows = pd.read_csv(out / "deception_layers.csv")
     by = rows.set_index(["run", "fraction"]).sort_index()
     assert by.loc[("deception", 0.25)].removed.tolist() == pytest.approx([0.5, 0.5])
     assert by.loc[("deception_where", 0.1)].removed.tolist() == pytest.approx([1.0, 1.0])
@@ -81,7 +81,7 @@ def test_where_table_from_fake_runs(tmp_path: Path) -> None:
     assert by.loc[("deception_where", 0.1)][first].tolist() == [5.0, 5.0]
     assert by.loc[("deception_where", 0.1)][second].tolist() == [8.0, 8.0]
     assert by.loc[("deception", 0.25)][first].isna().all()  # not a joint ranking
-    table = (out / "deception_where.md").read_text()
+    table = (out / "deception_layers.md").read_text()
     assert "| deception_where | `all_hidden` | contrast | 0.1 | 13 | 2 |" in table
 
 
@@ -120,8 +120,9 @@ def test_decision_table_reads_the_policies_on_recorded_sender_states(tmp_path: P
     out = tmp_path / "out"
     script = load_script()
     assert script.main([str(run), "--out", str(out), "--decisions", "contrast,random"]) == 0
-    decisions = pd.read_csv(out / "deception_where_decisions.csv")
+    decisions = pd.read_csv(out / "deception_layers_decisions.csv")
     assert list(decisions.model) == ["control", "pretrained"] + ["contrast"] * 2 + ["random"] * 2
+    assert set(decisions.run) == {"deception_where"}
     probabilities = decisions[[c for c, _ in script.DECISION_COLUMNS]].to_numpy()
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     seed = SeedRun(scenario, 0, run)
@@ -132,4 +133,4 @@ def test_decision_table_reads_the_policies_on_recorded_sender_states(tmp_path: P
     low = obs[:, 6] > 0.5  # 4 sites: the value's "low" field
     pretrained = decisions[decisions.model == "pretrained"].iloc[0]
     assert pretrained.p_lie_low == pytest.approx(expected[low].mean())
-    assert "How the surviving lies look" in (out / "deception_where.md").read_text()
+    assert "How the surviving lies look" in (out / "deception_layers.md").read_text()
