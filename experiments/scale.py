@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=Path("results/scale"), help="run folder")
     args = parser.parse_args(argv)
+    if not args.runs.is_dir():
+        print(f"{args.runs}: no such run folder", file=sys.stderr)
+        return 2
     run_dirs = sorted(
         d for d in args.runs.iterdir() if family_of(d.name) and (d / "cells.csv").is_file()
     )

@@ -103,6 +103,11 @@ def test_no_finished_runs_is_an_error(tmp_path: Path) -> None:
     assert load_script("scale").main(["--runs", str(tmp_path)]) == 2
 
 
+def test_a_missing_run_folder_is_one_line_not_a_traceback(tmp_path: Path, capsys) -> None:
+    assert load_script("scale").main(["--runs", str(tmp_path / "absent")]) == 2
+    assert capsys.readouterr().err.strip().endswith("absent: no such run folder")
+
+
 @pytest.mark.parametrize(
     ("name", "hidden", "layer", "units"),
     [
