@@ -16,7 +16,9 @@ are absent are left out. Per seed (``seeds.csv``, the source of the table):
 - ``cut_contrast``, ``cut_random``: trait rate before minus right after pruning, and
   ``cut_advantage``: their difference, paired by seed (> 0: locating beat chance);
 - ``relapse_contrast``: the trait rate after cooperative retraining of the contrast prune, and
-  ``relapse_fraction``: that over the pretrained rate;
+  ``relapse_fraction``: that over the pretrained rate; ``relapse_finetune`` and
+  ``relapse_random``: the same for plain fine-tuning (no prune) and the random prune, the
+  baselines a relapse is read against;
 - ``kept_right_after``: task return right after the contrast prune over before it;
   ``kept_vs_scratch``: after retraining, over a net trained from scratch on the same budget;
 - ``clusterability_z``: the pretrained net's n-cut z-score against weight shuffles (< 0: more
@@ -59,6 +61,8 @@ METRICS = (  # column, what people read
     ("cut_random", "cut by random"),
     ("cut_advantage", "contrast − random cut (paired)"),
     ("relapse_contrast", "trait after retraining (contrast)"),
+    ("relapse_finetune", "trait after retraining (fine-tuning, no prune)"),
+    ("relapse_random", "trait after retraining (random)"),
     ("relapse_fraction", "relapse fraction"),
     ("kept_right_after", "task return kept right after"),
     ("kept_vs_scratch", "capability vs scratch after retraining"),
@@ -69,6 +73,8 @@ PANELS = (  # what scale.png plots against width
     ("trait_learned", "trait learned (pretrained rate)"),
     ("cut_advantage", "cut by contrast − by random"),
     ("relapse_contrast", "trait after retraining (contrast)"),
+    ("relapse_finetune", "trait after retraining (fine-tuning, no prune)"),
+    ("relapse_random", "trait after retraining (random)"),
     ("kept_vs_scratch", "capability kept vs scratch"),
     ("clusterability_z", "clusterability z-score"),
     ("pretrain_seconds_per_100k", "pretraining s per 100k steps"),
@@ -94,7 +100,7 @@ def seed_rows(run_dir: Path) -> list[dict]:
     rows = []
     for seed, group in cells.groupby("seed"):
         by = group.set_index("strategy")
-        contrast, random = by.loc["contrast"], by.loc["random"]
+        contrast, random, finetune = by.loc["contrast"], by.loc["random"], by.loc["none"]
         seed_dir = run_dir / f"seed_{seed}"
         clusters = seed_dir / "clusterability.json"
         timing = read_timing(seed_dir / "pretrain")
@@ -108,6 +114,8 @@ def seed_rows(run_dir: Path) -> list[dict]:
                 "cut_random": random.trait_rate_before - random.trait_rate_pruned,
                 "cut_advantage": random.trait_rate_pruned - contrast.trait_rate_pruned,
                 "relapse_contrast": contrast.trait_rate_retrained,
+                "relapse_finetune": finetune.trait_rate_retrained,
+                "relapse_random": random.trait_rate_retrained,
                 "relapse_fraction": _ratio(
                     contrast.trait_rate_retrained, contrast.trait_rate_before
                 ),
@@ -172,7 +180,7 @@ def _format(mean: float, low: float, high: float) -> str:
 
 def plot(summary: pd.DataFrame, target: Path) -> None:
     """Each metric against width, per family with a width axis, mean and 95% CI."""
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7), constrained_layout=True)
     widths = summary[summary.family.isin(["same fraction", "same number"])]
     for ax, (column, title) in zip(axes.flat, PANELS, strict=True):
         for family, group in widths[widths.metric == column].groupby("family"):

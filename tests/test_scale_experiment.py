@@ -36,14 +36,18 @@ def fake_run(root: Path, config: str, base_trait: float, timing: bool = True) ->
     (run / "run.json").write_text(json.dumps({"config": resolve_file(SCALE / f"{config}.yaml")}))
     rows = []
     for seed in range(3):
-        for strategy, pruned in (("none", base_trait), ("contrast", 0.01), ("random", 0.05)):
+        for strategy, pruned, retrained in (
+            ("none", base_trait, 0.04),
+            ("contrast", 0.01, 0.02),
+            ("random", 0.05, 0.03),
+        ):
             rows.append(
                 {
                     "seed": seed,
                     "strategy": strategy,
                     "trait_rate_before": base_trait + 0.01 * seed,
                     "trait_rate_pruned": pruned,
-                    "trait_rate_retrained": 0.02,
+                    "trait_rate_retrained": retrained,
                     "task_return_before": 40.0,
                     "task_return_pruned": 36.0,
                     "kept_vs_scratch": 1.0 + 0.01 * seed,
@@ -86,6 +90,7 @@ def test_scale_summary_from_fake_runs(tmp_path: Path) -> None:
     assert row.cut_random == pytest.approx(0.12 - 0.05)
     assert row.cut_advantage == pytest.approx(0.04)
     assert row.relapse_fraction == pytest.approx(0.02 / 0.12)
+    assert (row.relapse_finetune, row.relapse_random) == (0.04, 0.03)
     assert row.kept_right_after == pytest.approx(0.9)
     assert row.clusterability_z == -2.0 and row.pretrain_seconds_per_100k == pytest.approx(10.0)
     assert seeds[seeds.setting == "depth_3"].pretrain_seconds_per_100k.isna().all()
