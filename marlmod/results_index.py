@@ -78,11 +78,13 @@ def first_sentence(config: Path) -> str:
 
 
 def run_entries(results: Path, repo: Path) -> list[RunEntry]:
-    """Every run directory under ``results`` (one with a ``run.json``), by name."""
+    """Every run directory under ``results`` (one with a ``run.json``, at any depth: a study's
+    runs may share a folder, e.g. ``results/scale/width_64`` of ``configs/scale/width_64.yaml``),
+    by path."""
     entries = []
-    for info_path in sorted(results.glob("*/run.json")):
+    for info_path in sorted(results.glob("**/run.json")):
         info = read_json(info_path)
-        name = info_path.parent.name
+        name = info_path.parent.relative_to(results).as_posix()
         config = Path("configs") / f"{name}.yaml"
         commit = str(info.get("git_commit", "unknown"))
         entries.append(

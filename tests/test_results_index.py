@@ -19,10 +19,11 @@ RESULTS = ROOT / "results"
 
 def test_every_committed_run_is_in_the_index() -> None:
     index = (RESULTS / "README.md").read_text()
-    runs = sorted(RESULTS.glob("*/run.json"))
+    runs = sorted(RESULTS.glob("**/run.json"))  # a study's runs may share a folder
     assert runs
     for info_path in runs:
-        name, commit = info_path.parent.name, read_json(info_path)["git_commit"]
+        name = info_path.parent.relative_to(RESULTS).as_posix()
+        commit = read_json(info_path)["git_commit"]
         row = next((line for line in index.splitlines() if line.startswith(f"| [{name}]")), None)
         assert row is not None, f"results/{name} is not in results/README.md: run `marlmod index`"
         assert f"`configs/{name}.yaml`" in row and f"`{commit[:7]}`" in row
