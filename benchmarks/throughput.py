@@ -58,7 +58,9 @@ one), built as ``marlmod.train`` builds them:
     same attack rate but a lower task return (32.1 vs 38.1).
 
 Every route but ``sb3-b1k`` and ``default`` gets the same PPO hyperparameters
-(``PPOConfig``/``NetworkConfig`` defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs),
+(``PPOConfig``/``NetworkConfig`` defaults: 64×64 ReLU MLP, n_steps 128, batch 256, 4 epochs;
+``--network`` sets another network for every route, e.g. a width or a CNN — a backend that
+cannot train it is skipped with the reason),
 ``--copies`` env copies (16 by default) and the same agent-step budget and seed, unless its name
 sets another layout. Columns: ``env/s`` = agent-steps per second stepping the VecEnv with random
 actions (no policy); ``train/s`` = agent-steps per second of ``PPO.learn`` (rollouts and updates);
@@ -123,6 +125,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default=GATHERING, help="registered env id or module:factory")
     parser.add_argument("--env-kwargs", default="{}", help="env kwargs as JSON")
+    parser.add_argument(
+        "--network",
+        default="{}",
+        help="the policy network for every route, NetworkConfig fields as JSON: e.g. "
+        "'{\"hidden\": [256, 256]}' (a width), or a CNN with --env-kwargs "
+        '\'{"observation": "planes"}\'',
+    )
     parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated routes")
     parser.add_argument("--copies", type=int, default=16, help="env copies per route")
     parser.add_argument("--budget", type=int, default=100_000, help="PPO agent-steps per route")
@@ -198,7 +207,11 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     started_rss = rss_mib()
     constructor = resolve_constructor(args.env)
     kwargs = json.loads(args.env_kwargs)
-    ppo, net = PPOConfig(), NetworkConfig()  # PPOConfig() resolves the default backend
+    ppo = PPOConfig()  # resolves the default backend
+    try:
+        net = NetworkConfig(**json.loads(args.network))
+    except (ValueError, TypeError) as err:  # pydantic's ValidationError is a ValueError
+        return {"route": route, "skipped": f"--network rejected: {err}".splitlines()[0]}
     envs, backend = KINDS[kind]
     batch_size = args.batch_size or ppo.batch_size
     tuned = SB3_B1K if kind == "sb3-b1k" else {}
@@ -282,6 +295,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
 def child_argv(args: argparse.Namespace, route: str) -> list[str]:
     argv = [sys.executable, __file__, "--child", route, "--env", args.env]
     argv += ["--env-kwargs", args.env_kwargs, "--copies", str(args.copies)]
+    argv += ["--network", args.network]
     argv += ["--budget", str(args.budget), "--env-steps", str(args.env_steps)]
     argv += ["--seed", str(args.seed)]
     for flag, value in (("--n-steps", args.n_steps), ("--batch-size", args.batch_size)):
@@ -438,9 +452,10 @@ def main(argv: list[str] | None = None) -> None:
             )
     load = os.getloadavg()
     print(
-        f"env {args.env} {args.env_kwargs} | {args.copies} copies | budget {args.budget:,} "
-        f"agent-steps | env-only {args.env_steps:,} | load avg {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f} on {os.cpu_count()} cores | median of {args.repeat} round(s)"
+        f"env {args.env} {args.env_kwargs} | network {args.network} | {args.copies} copies | "
+        f"budget {args.budget:,} agent-steps | env-only {args.env_steps:,} | "
+        f"load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores | "
+        f"median of {args.repeat} round(s)"
     )
     if args.quick:
         print("--quick: a smoke test (all routes in one process); the numbers mean nothing")

@@ -108,3 +108,26 @@ def test_concurrent_processes_are_reported_as_one_route() -> None:
 def test_divergence_guard_benchmark_reports_overhead_and_identical_weights() -> None:
     out = run_script("benchmarks/divergence_guard.py", "--steps", "2048", "--rounds", "1")
     assert "overhead (median of 1):" in out and "identical weights: True" in out
+
+
+def test_throughput_trains_every_route_on_the_network_asked_for() -> None:
+    """--network sets the policy of every route (a width here); routes that train the same
+    thing still agree bit for bit, and differ from the default 64 x 64 net's weights."""
+    routes = "plain-1t,lean"
+    wide = run_script(
+        "benchmarks/throughput.py",
+        "--quick",
+        "--no-locate",
+        "--routes",
+        routes,
+        "--network",
+        '{"hidden": [16, 16]}',
+    )
+    default = run_script("benchmarks/throughput.py", "--quick", "--no-locate", "--routes", routes)
+    weights = {
+        name: {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.strip()}
+        for name, out in (("wide", wide), ("default", default))
+    }
+    assert weights["wide"]["plain-1t"] == weights["wide"]["lean"]
+    assert weights["wide"]["lean"] != weights["default"]["lean"]
+    assert 'network {"hidden": [16, 16]}' in wide
