@@ -90,6 +90,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = (
@@ -190,6 +191,35 @@ def layout(args: argparse.Namespace, route: str) -> tuple[str, int | None, int |
     return kind, copies, n_steps
 
 
+def build(
+    backend_class: type,
+    venv: Any,
+    ppo: Any,
+    net: Any,
+    n_steps: int | None,
+    batch_size: int,
+    tuned: dict,
+    args: argparse.Namespace,
+) -> Any:
+    """The route's PPO model, built as ``marlmod.train`` builds one (a shared-policy MLP or CNN)."""
+    from marlmod.train import policy_kwargs, ppo_arguments
+
+    return backend_class(
+        "MlpPolicy",
+        venv,
+        **{
+            **ppo_arguments(ppo),
+            "n_steps": n_steps or ppo.n_steps,
+            "batch_size": tuned.get("batch_size", batch_size),
+            "learning_rate": tuned.get("learning_rate", ppo.learning_rate),
+        },
+        policy_kwargs=policy_kwargs(net),
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+    )
+
+
 def run_route(args: argparse.Namespace, route: str) -> dict:
     """Measure one route in this process; returns one JSON-able row."""
     import numpy as np
@@ -199,7 +229,7 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     from marlmod.config import NetworkConfig, PPOConfig
     from marlmod.environments import resolve_constructor
     from marlmod.errors import MarlmodError
-    from marlmod.train import BACKENDS, on_backend, policy_kwargs, ppo_arguments
+    from marlmod.train import BACKENDS, on_backend
     from marlmod.vec_env import SharedPolicyVecEnv, batched_venv
 
     kind, copies, n_steps = layout(args, route)
@@ -247,20 +277,10 @@ def run_route(args: argparse.Namespace, route: str) -> dict:
     env_wall, env_cpu = time.perf_counter() - tic, time.process_time() - cpu
     venv.close()
 
-    model = BACKENDS[backend](
-        "MlpPolicy",
-        make_venv(),
-        **{
-            **ppo_arguments(ppo),
-            "n_steps": n_steps or ppo.n_steps,
-            "batch_size": tuned.get("batch_size", batch_size),
-            "learning_rate": tuned.get("learning_rate", ppo.learning_rate),
-        },
-        policy_kwargs=policy_kwargs(net),
-        seed=args.seed,
-        device="cpu",
-        verbose=0,
-    )
+    try:  # a backend that cannot train this network (e.g. lean and a CNN) refuses here
+        model = build(BACKENDS[backend], make_venv(), ppo, net, n_steps, batch_size, tuned, args)
+    except MarlmodError as err:
+        return {"route": route, "skipped": str(err).splitlines()[0]}
     tic = time.perf_counter()
     try:
         on_backend(model, backend)

@@ -131,3 +131,22 @@ def test_throughput_trains_every_route_on_the_network_asked_for() -> None:
     assert weights["wide"]["plain-1t"] == weights["wide"]["lean"]
     assert weights["wide"]["lean"] != weights["default"]["lean"]
     assert 'network {"hidden": [16, 16]}' in wide
+
+
+def test_a_backend_that_cannot_train_the_network_is_skipped_with_the_reason() -> None:
+    """lean trains plain MLPs only: with a CNN its route is skipped, the others still run."""
+    cnn = '{"kind": "cnn", "conv": [{"channels": 4, "kernel": 3}], "hidden": [8]}'
+    out = run_script(
+        "benchmarks/throughput.py",
+        "--quick",
+        "--no-locate",
+        "--routes",
+        "plain-1t,lean",
+        "--env-kwargs",
+        '{"observation": "planes"}',
+        "--network",
+        cnn,
+    )
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "cannot train this model" in rows["lean"]
+    assert "skipped" not in rows["plain-1t"]
