@@ -180,7 +180,7 @@ def decision_markdown(decisions: pd.DataFrame) -> str:
         ]
         for column, _ in DECISION_COLUMNS:
             est = mean_ci(group[column].to_numpy(dtype=float), method="bootstrap")
-            cells.append(_ci({"m": est.mean, "m_low": est.low, "m_high": est.high}, "m", "{:.3f}"))
+            cells.append(_interval(est.mean, est.low, est.high, "{:.3f}"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -246,7 +246,13 @@ def markdown(summary: pd.DataFrame, command: str, before: pd.Series) -> str:
 
 
 def _ci(row: dict, column: str, fmt: str) -> str:
-    mean, low, high = row[column], row[f"{column}_low"], row[f"{column}_high"]
+    """A summary row's ``column`` with its interval (``<column>_low``/``_high``)."""
+    return _interval(row[column], row[f"{column}_low"], row[f"{column}_high"], fmt)
+
+
+def _interval(mean: float, low: float, high: float, fmt: str) -> str:
+    """'mean [low, high]' in ``fmt`` (the interval left out when there is none): like
+    ``Estimate.__str__``, but with a format per column (shares as percentages)."""
     if np.isnan(low):
         return fmt.format(mean)
     return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
